@@ -1,0 +1,5 @@
+"""`python -m controller` is `externalsource-controller`."""
+
+from controller.main import main
+
+main()

@@ -1,0 +1,4 @@
+"""Artifact storage: packaging, backends, retention and the artifact HTTP server.
+
+This room knows nothing about Kubernetes: it receives bytes/streams and keys.
+"""
