@@ -1,0 +1,169 @@
+"""Turn a validated ExternalSource spec plus its Secrets into a generator's typed request.
+
+Secrets are read from the source's own namespace only (tenant isolation, as in
+Flux); the `SecretReader` seam lets local mode read them from files instead of
+the API. Secret values go into the request object and nowhere else: messages
+name the Secret and key, never the value.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import attrs
+
+from controller.resources import SECRETS, KubeClient
+from generators.requests import ClientCertificate, HttpRequest, ProxyConfig, S3ObjectRequest
+
+SECRET_NOT_FOUND = "SecretNotFound"
+
+
+class SecretNotFoundError(Exception):
+    """A referenced Secret or key is missing; transient, since it may be created later."""
+
+    reason = SECRET_NOT_FOUND
+    transient = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SecretReader(Protocol):
+    async def read(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        """The decoded data of a Secret, or None when it does not exist."""
+
+
+class ApiSecretReader:
+    """Reads Secrets with a direct GET (needs only `get` RBAC on secrets)."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self._kube = kube
+
+    async def read(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        secret = await self._kube.get(SECRETS, namespace, name)
+        if secret is None:
+            return None
+        return decode_secret(secret)
+
+
+def decode_secret(secret: Mapping[str, Any]) -> dict[str, bytes]:
+    data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+    data.update({k: str(v).encode() for k, v in (secret.get("stringData") or {}).items()})
+    return data
+
+
+async def build_request(
+    secrets: SecretReader, *, namespace: str, spec: Mapping[str, Any], timeout: float
+) -> HttpRequest | S3ObjectRequest:
+    """The request for `spec.generator` (the spec has passed validation)."""
+    generator = spec["generator"]
+    if generator["type"] == "s3":
+        return await _s3_request(secrets, namespace=namespace, s3=generator["s3"], timeout=timeout)
+    return await _http_request(secrets, namespace=namespace, http=generator["http"], timeout=timeout)
+
+
+async def _http_request(
+    secrets: SecretReader, *, namespace: str, http: Mapping[str, Any], timeout: float
+) -> HttpRequest:
+    headers: dict[str, str] = {}
+    if ref := http.get("headersSecretRef"):
+        data = await _secret(secrets, namespace, ref["name"])
+        headers = {k: v.decode().strip() for k, v in sorted(data.items())}
+    ca_bundle = None
+    if ref := http.get("caBundleSecretRef"):
+        ca_bundle = await _key(secrets, namespace, ref["name"], ref.get("key") or "ca.crt")
+    client_cert = None
+    if ref := http.get("certSecretRef"):
+        data = await _secret(secrets, namespace, ref["name"])
+        cert, key = _require(data, ref["name"], "tls.crt"), _require(data, ref["name"], "tls.key")
+        client_cert = ClientCertificate(cert_pem=cert, key_pem=key)
+        if ca_bundle is None and "ca.crt" in data:
+            ca_bundle = data["ca.crt"]
+    proxy = None
+    if ref := http.get("proxySecretRef"):
+        data = await _secret(secrets, namespace, ref["name"])
+        proxy = ProxyConfig(
+            address=_require(data, ref["name"], "address").decode().strip(),
+            username=data["username"].decode() if "username" in data else None,
+            password=data["password"].decode() if "password" in data else None,
+        )
+    body = http.get("body")
+    return HttpRequest(
+        url=http["url"],
+        method=http.get("method") or "GET",
+        headers=headers,
+        body=body.encode() if body is not None else None,
+        ca_bundle=ca_bundle,
+        client_cert=client_cert,
+        proxy=proxy,
+        insecure_skip_verify=bool(http.get("insecureSkipVerify")),
+        timeout=timeout,
+    )
+
+
+async def _s3_request(
+    secrets: SecretReader, *, namespace: str, s3: Mapping[str, Any], timeout: float
+) -> S3ObjectRequest:
+    access_key = secret_key = None
+    if ref := s3.get("credentialsSecretRef"):
+        data = await _secret(secrets, namespace, ref["name"])
+        access_key = _require(data, ref["name"], "accesskey").decode().strip()
+        secret_key = _require(data, ref["name"], "secretkey").decode().strip()
+    ca_bundle = None
+    if ref := s3.get("caBundleSecretRef"):
+        ca_bundle = await _key(secrets, namespace, ref["name"], ref.get("key") or "ca.crt")
+    return S3ObjectRequest(
+        bucket=s3["bucket"],
+        key=s3["key"],
+        endpoint=s3.get("endpoint"),
+        region=s3.get("region"),
+        access_key=access_key,
+        secret_key=secret_key,
+        ca_bundle=ca_bundle,
+        path_style=bool(s3.get("pathStyle")),
+        insecure_skip_verify=bool(s3.get("insecureSkipVerify")),
+        timeout=timeout,
+    )
+
+
+def request_description(request: HttpRequest) -> dict[str, Any]:
+    """The JSON a pre-request hook reads on stdin: {url, method, headers, body}."""
+    return {
+        "url": request.url,
+        "method": request.method,
+        "headers": dict(request.headers),
+        "body": request.body.decode(errors="replace") if request.body is not None else None,
+    }
+
+
+def apply_description(request: HttpRequest, description: Mapping[str, Any]) -> HttpRequest:
+    """A pre-request hook's output applied back onto the request (unknown keys ignored)."""
+    body = description.get("body", None)
+    headers = description.get("headers") or {}
+    return attrs.evolve(
+        request,
+        url=str(description.get("url") or request.url),
+        method=str(description.get("method") or request.method).upper(),
+        headers={str(k): str(v) for k, v in headers.items()},
+        body=str(body).encode() if body is not None else None,
+    )
+
+
+async def _secret(secrets: SecretReader, namespace: str, name: str) -> Mapping[str, bytes]:
+    data = await secrets.read(namespace, name)
+    if data is None:
+        raise SecretNotFoundError(f"Secret '{namespace}/{name}' not found")
+    return data
+
+
+async def _key(secrets: SecretReader, namespace: str, name: str, key: str) -> bytes:
+    return _require(await _secret(secrets, namespace, name), name, key)
+
+
+def _require(data: Mapping[str, bytes], name: str, key: str) -> bytes:
+    if key not in data:
+        raise SecretNotFoundError(f"Secret '{name}' has no key '{key}'")
+    return data[key]
