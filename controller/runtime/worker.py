@@ -1,0 +1,94 @@
+"""Worker coroutines: controller-runtime's worker contract around one reconcile.
+
+    key = get()                      # blocks; ShutDown ends the worker
+    try:   result = reconcile(key)   # any exception is logged and retried
+    finally: done(key)               # always, so a key is never stuck processing
+
+Outcome → queue action (controller-runtime `reconcileHandler`):
+
+- exception → `add_rate_limited(key)`; result label `error` (and a panic count)
+- `Result(retry=True, retry_after=s)` → `add_rate_limited(key, min_delay=s)`;
+  label `error`: the reconciler reports a failure it handled itself
+- `Result(requeue_after=s)` → `forget(key)`, `add_after(key, s)`; label `requeue_after`
+- `Result()` → `forget(key)`; label `success`
+
+The rate-limited and delayed adds are made before `done`, so a key re-added
+meanwhile is handled by the queue's dedup rather than by us. A worker stops
+taking work once the queue is shutting down: the key in hand is finished, the
+rest stays queued (graceful shutdown means "finish in-flight", not "drain all").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import attrs
+import structlog
+
+from controller.runtime import metrics
+from controller.runtime.keys import ObjectKey
+from controller.runtime.workqueue import ShutDown, WorkQueue
+
+log = structlog.get_logger(__name__)
+
+Key = ObjectKey
+
+
+@attrs.frozen
+class Result:
+    """What a reconcile asks of the queue; `Result()` means "done, forget the key"."""
+
+    #: reconcile again after this many seconds (the schedule), backoff reset
+    requeue_after: float | None = None
+    #: a failure: retry with the key's exponential backoff (overrides requeue_after)
+    retry: bool = False
+    #: the least delay for that retry, e.g. an origin's Retry-After
+    retry_after: float | None = None
+
+
+Reconcile = Callable[[Key], Awaitable[Result]]
+
+
+async def run_worker(*, queue: WorkQueue[Key], reconcile: Reconcile, controller: str) -> None:
+    """Process keys until the queue shuts down."""
+    active = metrics.ACTIVE_WORKERS.labels(controller=controller)
+    while not queue.shutting_down:
+        try:
+            key = await queue.get()
+        except ShutDown:
+            return
+        active.inc()
+        try:
+            await _process(queue=queue, reconcile=reconcile, controller=controller, key=key)
+        finally:
+            active.dec()
+            queue.done(key)
+
+
+async def _process(
+    *, queue: WorkQueue[Key], reconcile: Reconcile, controller: str, key: Key
+) -> None:
+    started = time.monotonic()
+    try:
+        result = await reconcile(key)
+    except Exception:
+        log.exception("reconcile crashed", namespace=key.namespace, name=key.name)
+        metrics.RECONCILE_PANICS.labels(controller=controller).inc()
+        metrics.RECONCILE_ERRORS.labels(controller=controller).inc()
+        metrics.RECONCILE_TOTAL.labels(controller=controller, result="error").inc()
+        queue.add_rate_limited(key)
+        return
+    finally:
+        metrics.RECONCILE_TIME.labels(controller=controller).observe(time.monotonic() - started)
+    if result.retry:
+        metrics.RECONCILE_ERRORS.labels(controller=controller).inc()
+        metrics.RECONCILE_TOTAL.labels(controller=controller, result="error").inc()
+        queue.add_rate_limited(key, result.retry_after)
+    elif result.requeue_after is not None and result.requeue_after > 0:
+        metrics.RECONCILE_TOTAL.labels(controller=controller, result="requeue_after").inc()
+        queue.forget(key)
+        queue.add_after(key, result.requeue_after)
+    else:
+        metrics.RECONCILE_TOTAL.labels(controller=controller, result="success").inc()
+        queue.forget(key)
