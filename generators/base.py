@@ -37,7 +37,8 @@ class NotModified:
 class Fetched:
     """A fetched body spooled to a temporary file, positioned at offset 0.
 
-    The caller owns `body` and must `close()` it (closing removes the temp file).
+    The caller owns `body` and must `close()` it (closing removes the temp file);
+    `with fetched:` does that.
     """
 
     body: IO[bytes]
@@ -47,6 +48,12 @@ class Fetched:
 
     def close(self) -> None:
         self.body.close()
+
+    def __enter__(self) -> Fetched:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 FetchResult = NotModified | Fetched
@@ -82,25 +89,36 @@ class GeneratorSettings:
 
     max_body_size: int = attrs.field(
         default=100 * 1024 * 1024,
-        metadata={"flag": "--max-artifact-size", "help": "Maximum size in bytes of a fetched body."},
+        metadata={
+            "flag": "--max-artifact-size",
+            "help": "Maximum size in bytes of a fetched body.",
+        },
     )
     allow_link_local: bool = attrs.field(
         default=False,
         metadata={
             "flag": "--allow-link-local-addresses",
-            "help": "Allow fetching from link-local and cloud metadata addresses (169.254.0.0/16, fd00:ec2::254).",
+            "help": "Allow fetching from link-local and cloud metadata addresses "
+            "(169.254.0.0/16, fd00:ec2::254).",
         },
     )
     max_redirects: int = attrs.field(
-        default=10, metadata={"flag": "--max-redirects", "help": "Maximum redirects followed per request."}
+        default=10,
+        metadata={"flag": "--max-redirects", "help": "Maximum redirects followed per request."},
     )
     spool_dir: str | None = attrs.field(
         default=None,
-        metadata={"flag": "--spool-dir", "help": "Directory for temporary files (default: the system temp dir)."},
+        metadata={
+            "flag": "--spool-dir",
+            "help": "Directory for temporary files (default: the system temp dir).",
+        },
     )
     spool_memory_threshold: int = attrs.field(
         default=1024 * 1024,
-        metadata={"flag": "--spool-memory-threshold", "help": "Bodies up to this many bytes stay in memory."},
+        metadata={
+            "flag": "--spool-memory-threshold",
+            "help": "Bodies up to this many bytes stay in memory.",
+        },
     )
 
 
@@ -122,4 +140,3 @@ class SourceGenerator(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release pooled connections."""
-
