@@ -27,7 +27,9 @@ _RECONCILE_BUCKETS = (
 _QUEUE_LABELS = ("name", "controller")
 
 WORKQUEUE_DEPTH = Gauge("workqueue_depth", "Current depth of workqueue", _QUEUE_LABELS)
-WORKQUEUE_ADDS = Counter("workqueue_adds", "Total number of adds handled by workqueue", _QUEUE_LABELS)
+WORKQUEUE_ADDS = Counter(
+    "workqueue_adds", "Total number of adds handled by workqueue", _QUEUE_LABELS
+)
 WORKQUEUE_QUEUE_DURATION = Histogram(
     "workqueue_queue_duration_seconds",
     "How long in seconds an item stays in workqueue before being requested",

@@ -71,7 +71,10 @@ def test_bucket_burst_then_qps_with_debt() -> None:
 def test_max_of_asks_every_limiter() -> None:
     clock = FakeClock()
     limiter = MaxOfLimiter(
-        [ItemExponentialLimiter(base=1, cap=300, jitter=0), BucketLimiter(qps=1, burst=1, clock=clock)]
+        [
+            ItemExponentialLimiter(base=1, cap=300, jitter=0),
+            BucketLimiter(qps=1, burst=1, clock=clock),
+        ]
     )
     assert limiter.when("a") == 1  # bucket: 0, item: 1
     assert limiter.when("b") == 1  # bucket: 1 (debt), item: 1
