@@ -68,6 +68,9 @@ class WatchTimings:
     request_timeout: float = 60.0
     connect_timeout: float = 10.0
     page_size: int = 500
+    backoff_initial: float = 0.8
+    backoff_cap: float = 30.0
+    backoff_reset_after: float = 120.0
 
 
 class Gone(Exception):
@@ -105,7 +108,12 @@ class Informer:
         self._cache: dict[ObjectKey, RawObject] = {}
         self._handlers: list[EventHandler] = []
         self._synced = asyncio.Event()
-        self._backoff = ReconnectBackoff(rnd=rnd)
+        self._backoff = ReconnectBackoff(
+            initial=self._timings.backoff_initial,
+            cap=self._timings.backoff_cap,
+            reset_after=self._timings.backoff_reset_after,
+            rnd=rnd,
+        )
         self.resource_version: str | None = None
         self.last_progress: float | None = None
 
