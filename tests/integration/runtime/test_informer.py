@@ -1,4 +1,4 @@
-"""The informer against a real (fake) API server over a socket: list, watch, 410, backoff, bookmarks."""
+"""The informer against a fake API server over a real socket: list, watch, 410, backoff."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ async def test_watch_events_update_the_cache_and_call_handlers(fake_api: FakeApi
 
 async def test_gone_relists_exactly_once_and_watching_resumes(fake_api: FakeApi) -> None:
     fake_api.create(PLURAL, source("a"))
-    async with running(fake_api) as (informer, recorder):
+    async with running(fake_api) as (informer, _recorder):
         await eventually(lambda: fake_api.count("watch") == 1)
         fake_api.compact()
         fake_api.watch_scripts.append("gone")
@@ -121,7 +121,7 @@ async def test_gone_relists_exactly_once_and_watching_resumes(fake_api: FakeApi)
 
 
 async def test_a_server_that_always_answers_gone_is_backed_off(fake_api: FakeApi) -> None:
-    async with running(fake_api) as (informer, recorder):
+    async with running(fake_api) as (_informer, _recorder):
         await eventually(lambda: fake_api.count("watch") == 1)
         fake_api.watch_scripts.extend(["gone"] * 1000)
         fake_api.close_watches()
@@ -132,7 +132,7 @@ async def test_a_server_that_always_answers_gone_is_backed_off(fake_api: FakeApi
 
 
 async def test_a_closed_stream_resumes_from_the_last_resource_version(fake_api: FakeApi) -> None:
-    async with running(fake_api) as (informer, recorder):
+    async with running(fake_api) as (_informer, recorder):
         await eventually(lambda: fake_api.count("watch") == 1)
         fake_api.create(PLURAL, source("a"))
         fake_api.patch(PLURAL, "default", "a", {"spec": {"x": 1}})
@@ -146,7 +146,7 @@ async def test_a_closed_stream_resumes_from_the_last_resource_version(fake_api: 
 
 
 async def test_streams_closed_immediately_are_backed_off(fake_api: FakeApi) -> None:
-    async with running(fake_api) as (informer, recorder):
+    async with running(fake_api) as (_informer, _recorder):
         await eventually(lambda: fake_api.count("watch") == 1)
         fake_api.watch_scripts.extend(["close"] * 1000)
         fake_api.close_watches()
@@ -156,7 +156,7 @@ async def test_streams_closed_immediately_are_backed_off(fake_api: FakeApi) -> N
 
 
 async def test_server_errors_are_backed_off(fake_api: FakeApi) -> None:
-    async with running(fake_api) as (informer, recorder):
+    async with running(fake_api) as (informer, _recorder):
         await eventually(lambda: fake_api.count("watch") == 1)
         fake_api.faults["watch"] = [500] * 1000
         fake_api.close_watches()
@@ -171,7 +171,7 @@ async def test_a_silent_watch_hits_the_inactivity_timeout_and_resumes(fake_api: 
     timings = WatchTimings(
         backoff_initial=0.05, backoff_cap=0.4, min_healthy_watch=0.1, inactivity_timeout=0.5
     )
-    async with running(fake_api, timings) as (informer, recorder):
+    async with running(fake_api, timings) as (_informer, _recorder):
         await asyncio.sleep(1.8)
         assert 3 <= fake_api.count("watch") <= 5
         assert fake_api.count("list") == 1
@@ -180,7 +180,7 @@ async def test_a_silent_watch_hits_the_inactivity_timeout_and_resumes(fake_api: 
 async def test_failed_list_is_retried_with_backoff_before_sync(fake_api: FakeApi) -> None:
     fake_api.faults["list"] = [503, 503, 503]
     fake_api.create(PLURAL, source("a"))
-    async with running(fake_api) as (informer, recorder):
+    async with running(fake_api) as (informer, _recorder):
         assert fake_api.count("list") == 4
         assert informer.has_synced
         times = [t for t, kind, _, _ in fake_api.requests if kind == "list"]
@@ -204,7 +204,7 @@ async def test_unauthorized_on_the_main_api_does_not_break_the_watch(fake_api: F
         qps=100, burst=100, environ={}, kubeconfig=kubeconfig(fake_api.url)
     )
     try:
-        async with running(fake_api, api=apis.informers) as (informer, recorder):
+        async with running(fake_api, api=apis.informers) as (informer, _recorder):
             await eventually(lambda: fake_api.count("watch") == 1)
             fake_api.faults["get"] = [401]
             async with apis.main.call_api(
