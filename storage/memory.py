@@ -1,0 +1,81 @@
+"""The `memory` backend: artifacts in a dict, for development, tests and single-replica demos.
+
+Nothing survives a restart. That is acceptable only because the controller
+rebuilds a missing artifact on its next reconcile (SPEC §4 step 6), and it is
+loud about it: constructing the backend logs a warning, because consumers
+get 404s between a restart and the rebuild. Values are immutable `bytes`, so
+a reader streaming an object is never affected by a concurrent put or delete.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import AsyncIterator
+from typing import IO
+
+import anyio.to_thread
+import structlog
+
+from storage.backend import ObjectInfo, StorageBackend
+from storage.naming import check_key
+
+log = structlog.get_logger(__name__)
+
+CHUNK_SIZE = 1024 * 1024
+
+
+def _read_all(source: IO[bytes]) -> bytes:
+    buffer = bytearray()
+    while chunk := source.read(CHUNK_SIZE):
+        buffer += chunk
+    return bytes(buffer)
+
+
+class MemoryBackend(StorageBackend):
+    """In-process storage; `persistent` is False."""
+
+    name = "memory"
+    persistent = False
+
+    def __init__(self) -> None:
+        self._objects: dict[str, tuple[bytes, datetime.datetime]] = {}
+        log.warning(
+            "memory storage backend: artifacts are NOT persistent and vanish on restart"
+            " (they are rebuilt on the next reconcile; consumers get 404 until then);"
+            " use --storage-backend=filesystem or s3 for durable storage",
+            backend=self.name,
+        )
+
+    async def put(self, key: str, source: IO[bytes]) -> int:
+        check_key(key)
+        # Read fully before publishing: a source that fails mid-read leaves nothing behind.
+        data = await anyio.to_thread.run_sync(_read_all, source)
+        self._objects[key] = (data, datetime.datetime.now(datetime.UTC))
+        return len(data)
+
+    async def open(self, key: str) -> AsyncIterator[bytes]:
+        check_key(key)
+        entry = self._objects.get(key)
+        if entry is None:
+            raise KeyError(key)
+        data = memoryview(entry[0])
+        for start in range(0, len(data), CHUNK_SIZE):
+            yield bytes(data[start : start + CHUNK_SIZE])
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        check_key(key)
+        entry = self._objects.get(key)
+        if entry is None:
+            return None
+        return ObjectInfo(key=key, size=len(entry[0]), modified=entry[1])
+
+    async def list(self, prefix: str) -> list[ObjectInfo]:
+        return [
+            ObjectInfo(key=key, size=len(data), modified=modified)
+            for key, (data, modified) in sorted(self._objects.items())
+            if key.startswith(prefix)
+        ]
+
+    async def delete(self, key: str) -> None:
+        check_key(key)
+        self._objects.pop(key, None)
