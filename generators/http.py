@@ -177,6 +177,7 @@ class _Exchange:
         body = request.body
         for _ in range(self._settings.max_redirects + 1):
             where = f"{method} {http_errors.redact_url(url)}"
+            url, headers = _move_userinfo(url, headers)
             await self._guard(url, where=where)
             sent = headers.copy()
             sent.update(extra)
@@ -235,6 +236,9 @@ class _Exchange:
             )
         except (aiohttp.ClientError, OSError) as exc:
             raise http_errors.classify(exc, where=where) from None
+        except ValueError:
+            problem = "the request cannot be sent (invalid header or URL)"
+            raise http_errors.invalid_request(where=where, problem=problem) from None
 
     async def _guard(self, url: yarl.URL, *, where: str) -> None:
         """Refuse link-local/metadata targets; names are also filtered at connect time."""
@@ -265,6 +269,20 @@ class _Exchange:
 
 def _origin(url: yarl.URL) -> tuple[str, str, int | None]:
     return url.scheme, (url.raw_host or "").lower(), url.port
+
+
+def _move_userinfo(url: yarl.URL, headers: CIMultiDict[str]) -> tuple[yarl.URL, CIMultiDict[str]]:
+    """URL credentials become an Authorization header (an explicit one wins).
+
+    As a request header they are dropped at a cross-origin redirect like any
+    other, and the URL used from here on carries no secret.
+    """
+    if url.raw_user is None:
+        return url, headers
+    if "Authorization" not in headers:
+        headers = headers.copy()
+        headers["Authorization"] = aiohttp.encode_basic_auth(url.user or "", url.password or "")
+    return url.with_user(None), headers
 
 
 def _conditional_headers(previous: Validators) -> dict[str, str]:

@@ -60,6 +60,12 @@ def status_error(*, where: str, status: int, retry_after: str | None = None) -> 
     if status == 429:
         delay = parse_retry_after(retry_after)
         return FetchError(answered, reason=reasons.RATE_LIMITED, retry_after=delay)
+    if status == 407:
+        return FetchError(
+            f"{where}: the proxy refused our credentials (407)",
+            reason=reasons.PROXY_AUTHENTICATION_FAILED,
+            transient=False,
+        )
     if status >= 500 or status == 408:
         delay = parse_retry_after(retry_after) if status == 503 else None
         return FetchError(answered, reason=reasons.ORIGIN_UNAVAILABLE, retry_after=delay)

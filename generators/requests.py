@@ -2,7 +2,8 @@
 
 The controller resolves Secrets and the ExternalSource spec into these plain
 values; generators never see a Kubernetes object. Secret material lives here
-only in memory and must never be rendered into a message (``repr`` hides it).
+only in memory and must never be rendered into a message (``repr`` hides it,
+and shows URLs without userinfo or query).
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import attrs
+
+from generators.http_errors import redact_url
+
+
+def _shown(url: str) -> str:
+    return repr(redact_url(url))
 
 
 @attrs.frozen
@@ -24,7 +31,7 @@ class ClientCertificate:
 class ProxyConfig:
     """An HTTP(S) proxy (from `proxySecretRef`: address, username, password)."""
 
-    address: str
+    address: str = attrs.field(repr=_shown)
     username: str | None = attrs.field(default=None, repr=False)
     password: str | None = attrs.field(default=None, repr=False)
 
@@ -33,7 +40,7 @@ class ProxyConfig:
 class HttpRequest:
     """Everything the HTTP generator needs for one fetch."""
 
-    url: str
+    url: str = attrs.field(repr=_shown)
     method: str = "GET"
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     body: bytes | None = attrs.field(default=None, repr=False)
