@@ -255,17 +255,19 @@ def _read_file(path: str, specs: Sequence[FlagSpec]) -> dict[str, Any]:
     return data
 
 
-def _help_line(spec: FlagSpec) -> str:
+def _default_text(spec: FlagSpec) -> str:
     default = spec.default
     if spec.kind is bool:
-        shown = str(default).lower()
-    elif default is None or default == "":
-        shown = "unset"
-    elif spec.duration:
-        shown = format_duration(default)
-    else:
-        shown = str(default)
-    return f"{spec.help} [env {spec.env}; default {shown}]".replace("%", "%%")
+        return str(default).lower()
+    if default is None or default == "":
+        return "unset"
+    if spec.duration:
+        return format_duration(default)
+    return str(default)
+
+
+def _help_line(spec: FlagSpec) -> str:
+    return f"{spec.help} [env {spec.env}; default {_default_text(spec)}]".replace("%", "%%")
 
 
 def _metavar(spec: FlagSpec) -> str:
@@ -296,3 +298,14 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:
         raise ConfigError(message)
+
+
+def flags_table() -> str:
+    """The Markdown table of every setting that docs/configuration.md embeds."""
+    rows = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]
+    for spec in flag_specs():
+        default = _default_text(spec)
+        meaning = spec.help + (f" One of: {', '.join(spec.choices)}." if spec.choices else "")
+        meaning = meaning.replace("|", r"\|")
+        rows.append(f"| `{spec.flag}` | `{spec.env}` | `{default}` | {meaning} |")
+    return "\n".join(rows)
