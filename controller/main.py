@@ -13,22 +13,23 @@ SIGTERM and SIGINT start the Manager's graceful stop; a clean stop exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
-
-import structlog
+from collections.abc import Callable, Mapping, Sequence
 
 from controller.config import PROG, Config, ConfigError, load_config
 from controller.logging import setup_logging
 from controller.runtime.kube import KubeApis
-from controller.runtime.manager import Manager, StartupError
+from controller.runtime.manager import Manager, StartupError, Wiring
 
-log = structlog.get_logger(__name__)
+#: `controller.wiring.build`'s shape: (config, manager) -> async context manager of Wiring
+Build = Callable[[Config, Manager], contextlib.AbstractAsyncContextManager[Wiring]]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None, *, build: Build | None = None) -> None:
+    """The console script; `build` replaces `controller.wiring.build` (process tests)."""
     environ = dict(os.environ)
     try:
         config = load_config(sys.argv[1:] if argv is None else argv, environ)
@@ -37,15 +38,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     setup_logging(level=config.controller.log_level, encoding=config.controller.log_encoding)
     try:
-        asyncio.run(run(config, environ))
+        asyncio.run(run(config, environ, build=build))
     except StartupError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         sys.exit(2)
 
 
-async def run(config: Config, environ: Mapping[str, str]) -> None:
+async def run(config: Config, environ: Mapping[str, str], *, build: Build | None = None) -> None:
     """Run the controller until SIGTERM/SIGINT."""
-    from controller import wiring  # noqa: PLC0415 - the heavy reconciler side; --help stays fast
+    if build is None:
+        from controller import wiring  # noqa: PLC0415 - the heavy reconciler side; --help stays fast
+
+        build = wiring.build
 
     settings = config.controller
     apis = await KubeApis.connect(
@@ -56,7 +60,7 @@ async def run(config: Config, environ: Mapping[str, str]) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, manager.stop)
-        async with wiring.build(config, manager) as wired:
+        async with build(config, manager) as wired:
             await manager.run(wired)
     finally:
         await apis.aclose()
