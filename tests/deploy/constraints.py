@@ -40,8 +40,8 @@ def runtime_closure(project: str = PROJECT) -> dict[str, str]:
 def parse_constraints(text: str) -> dict[str, str]:
     """`name==version` lines of a constraints file (comments ignored)."""
     pins: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         match = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s;]+)", line)
