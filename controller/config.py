@@ -27,6 +27,7 @@ import yaml
 
 from controller.runtime.settings import ControllerSettings
 from generators.base import GeneratorSettings
+from storage.settings import StorageSettings
 
 ENV_PREFIX = "EXTERNALSOURCE_"
 PROG = "externalsource-controller"
@@ -38,6 +39,7 @@ class Config:
 
     controller: ControllerSettings
     generators: GeneratorSettings
+    storage: StorageSettings
 
 
 class ConfigError(Exception):

@@ -150,6 +150,7 @@ class Manager:
     async def run(self, wiring: Wiring) -> None:
         """Run until `stop()` (returns) or cancellation."""
         self._readiness.update(wiring.readiness_checks)
+        self._beat = anyio.current_time()
         metrics.MAX_CONCURRENT_RECONCILES.labels(controller=CONTROLLER_NAME).set(
             self.settings.concurrent
         )
