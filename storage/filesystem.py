@@ -101,10 +101,8 @@ class FilesystemBackend(StorageBackend):
         return path
 
     def _error(self, operation: str, key: str, exc: OSError) -> StorageError:
-        return StorageError(
-            f"filesystem storage: {operation} {key!r} failed: {exc.strerror or type(exc).__name__}",
-            transient=True,
-        )
+        detail = exc.strerror or str(exc) or type(exc).__name__
+        return StorageError(f"filesystem storage: {operation} {key!r} failed: {detail}")
 
     async def put(self, key: str, source: IO[bytes]) -> int:
         path = self._path(key)

@@ -16,7 +16,7 @@ from typing import IO
 import anyio.to_thread
 import structlog
 
-from storage.backend import ObjectInfo, StorageBackend
+from storage.backend import ObjectInfo, StorageBackend, StorageError
 from storage.naming import check_key
 
 log = structlog.get_logger(__name__)
@@ -49,7 +49,10 @@ class MemoryBackend(StorageBackend):
     async def put(self, key: str, source: IO[bytes]) -> int:
         check_key(key)
         # Read fully before publishing: a source that fails mid-read leaves nothing behind.
-        data = await anyio.to_thread.run_sync(_read_all, source)
+        try:
+            data = await anyio.to_thread.run_sync(_read_all, source)
+        except OSError as exc:
+            raise StorageError(f"memory storage: write of {key!r} failed: {exc}") from exc
         self._objects[key] = (data, datetime.datetime.now(datetime.UTC))
         return len(data)
 

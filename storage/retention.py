@@ -1,13 +1,13 @@
 """Retention: garbage-collect a source's superseded artifacts, and delete a source's all.
 
-Rule (SPEC §4 step 13, Flux `--artifact-retention-*` semantics): after a new
-artifact is stored, the source's artifacts are ranked newest first by
-modification time; an artifact is kept when it is among the `keep_records`
-newest (the current one counts as one of them, as in Flux, so the default 2
-keeps the current artifact plus the previous one) *and* not older than
-`ttl`. The current artifact is never deleted, whatever its rank or age. So a
-consumer that read the previous URL a moment ago can still download it, and
-once the TTL has passed only the current artifact remains.
+Rule (SPEC §4 step 13, with Flux's `--artifact-retention-*` semantics): the
+current artifact is always kept and counts as one of `keep_records` (as in
+Flux, so the default 2 keeps the current artifact plus the previous one); the
+remaining `keep_records - 1` places go to the newest other artifacts (by
+modification time) that are not older than `ttl`; everything else of the
+source is deleted. A consumer that read the previous URL a moment ago can
+still download it, and once the TTL has passed only the current artifact
+remains.
 
 Deletes are not atomic as a group: a failure leaves some old artifacts, which
 the next collection removes.
@@ -38,13 +38,16 @@ async def collect_garbage(
     """Delete the source's artifacts outside the retention window; return the deleted keys."""
     now = now or datetime.datetime.now(datetime.UTC)
     objects = await backend.list(source_prefix(namespace, name))
-    newest_first = sorted(objects, key=lambda o: (o.modified, o.key), reverse=True)
+    others = sorted(
+        (o for o in objects if o.key != current_key),
+        key=lambda o: (o.modified, o.key),
+        reverse=True,
+    )
+    places = max(keep_records - 1, 0)
     deleted: list[str] = []
-    for rank, obj in enumerate(newest_first):
-        if obj.key == current_key:
-            continue
-        age = (now - obj.modified).total_seconds()
-        if rank < keep_records and age <= ttl:
+    for obj in others:
+        if places and (now - obj.modified).total_seconds() <= ttl:
+            places -= 1
             continue
         await backend.delete(obj.key)
         deleted.append(obj.key)
