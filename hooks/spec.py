@@ -15,6 +15,12 @@ import attrs
 
 RetryPolicy = Literal["ignore", "retry", "fail"]
 
+#: condition reasons carried by `HookError.reason`
+HOOK_FAILED = "HookFailed"
+HOOK_NOT_ALLOWED = "HookNotAllowed"
+INVALID_CEL_EXPRESSION = "InvalidCELExpression"
+CEL_EVALUATION_FAILED = "CELEvaluationFailed"
+
 
 @attrs.frozen
 class HookSpec:
@@ -41,11 +47,17 @@ class RetryBudget:
 
 
 class HookError(Exception):
+    """A hook, the sidecar or the CEL transform failed.
+
+    `transient=True`: retry the reconcile with backoff (the data or the sidecar
+    may change); `False`: stall until the spec or the whitelist changes.
+    """
+
     def __init__(
         self,
         message: str,
         *,
-        reason: str = "HookFailed",
+        reason: str = HOOK_FAILED,
         transient: bool = False,
         hook: str | None = None,
     ) -> None:

@@ -1,0 +1,181 @@
+"""The hook whitelist: which commands may run, from which absolute path, with which arguments.
+
+One parser and one checker serve both sides: the controller checks early to
+report a clear `HookNotAllowed`, and the sidecar checks again because it is
+the security boundary (a controller bug or a forged request must not widen
+what runs). Commands are referenced by *name* only; a name never contains a
+slash, so `../../bin/sh` or `/bin/sh` can never name an executable: the path
+that runs is always the whitelist's own absolute path.
+
+Format (YAML, usually a mounted ConfigMap; documented in docs/hooks.md):
+
+    commands:
+      jq:
+        path: /usr/bin/jq          # absolute, normalized
+        maxArgs: 8                 # optional, default 16
+        args: ['-[cSr]+', '\\.[A-Za-z0-9_.\\[\\]| ]*']   # each argument must fully match one
+        env: [MODE]                # optional: environment variable names a hook may set
+
+Parsing is strict (unknown keys, relative paths and uncompilable regexes are
+errors naming the entry) because a typo in a security policy must be loud.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import attrs
+import yaml
+
+from hooks.spec import HOOK_NOT_ALLOWED, HookError
+
+DEFAULT_MAX_ARGS = 16
+#: no single argument may be longer than this, whatever the regexes say
+MAX_ARG_LENGTH = 8192
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_COMMAND_KEYS = frozenset({"path", "maxArgs", "args", "env"})
+
+
+class WhitelistError(ValueError):
+    """The whitelist file is invalid; the message names the offending entry."""
+
+
+class WhitelistChecker(Protocol):
+    """What the runner and executors need: a `Whitelist` or a `WhitelistManager`."""
+
+    def check(self, command: str, args: Sequence[str], *, env: Iterable[str] = ()) -> str: ...
+
+
+@attrs.frozen
+class CommandRule:
+    """One whitelisted command."""
+
+    name: str
+    path: str
+    max_args: int
+    arg_patterns: tuple[re.Pattern[str], ...]
+    env_names: frozenset[str]
+
+
+def _not_allowed(message: str) -> HookError:
+    return HookError(message, reason=HOOK_NOT_ALLOWED, transient=False)
+
+
+@attrs.frozen
+class Whitelist:
+    """An immutable, validated whitelist. Safe to share between threads."""
+
+    commands: Mapping[str, CommandRule]
+
+    @classmethod
+    def parse(cls, text: str) -> Whitelist:
+        """Parse and validate YAML text; raises `WhitelistError` with a precise message."""
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise WhitelistError(f"whitelist is not valid YAML: {exc}") from None
+        if not isinstance(document, dict):
+            raise WhitelistError("whitelist must be a mapping with a 'commands' key")
+        unknown = sorted(set(document) - {"commands"})
+        if unknown:
+            raise WhitelistError(f"whitelist has unknown top-level keys: {', '.join(unknown)}")
+        entries = document.get("commands")
+        if entries is None:
+            entries = {}
+        if not isinstance(entries, dict):
+            raise WhitelistError("whitelist 'commands' must be a mapping of name to command")
+        return cls(commands={str(k): _parse_command(str(k), v) for k, v in entries.items()})
+
+    def check(self, command: str, args: Sequence[str], *, env: Iterable[str] = ()) -> str:
+        """Return the absolute path to execute, or raise `HookError` (`HookNotAllowed`)."""
+        rule = self.commands.get(command)
+        if rule is None:
+            known = ", ".join(sorted(self.commands)) or "none"
+            raise _not_allowed(
+                f"command {command!r} is not in the hook whitelist (allowed: {known})"
+            )
+        if len(args) > rule.max_args:
+            raise _not_allowed(
+                f"command {command!r} got {len(args)} arguments, the whitelist allows "
+                f"at most {rule.max_args}"
+            )
+        for index, arg in enumerate(args, start=1):
+            if len(arg) > MAX_ARG_LENGTH or "\0" in arg:
+                raise _not_allowed(
+                    f"argument {index} of {command!r} is longer than {MAX_ARG_LENGTH} "
+                    "characters or contains a NUL byte"
+                )
+            if not any(p.fullmatch(arg) for p in rule.arg_patterns):
+                raise _not_allowed(
+                    f"argument {index} of {command!r} ({arg!r}) does not match any allowed "
+                    "pattern of the whitelist"
+                )
+        for name in sorted(env):
+            if name not in rule.env_names:
+                raise _not_allowed(
+                    f"environment variable {name!r} is not allowed for command {command!r}"
+                )
+        return rule.path
+
+
+def _parse_command(name: str, entry: Any) -> CommandRule:
+    where = f"whitelist command {name!r}"
+    if not _NAME.fullmatch(name):
+        raise WhitelistError(
+            f"{where}: a command name may contain only letters, digits, '_', '.', '+', '-' "
+            "and must not start with a symbol"
+        )
+    if not isinstance(entry, dict):
+        raise WhitelistError(f"{where}: must be a mapping with 'path' and 'args'")
+    unknown = sorted(set(entry) - _COMMAND_KEYS)
+    if unknown:
+        raise WhitelistError(f"{where}: unknown keys {', '.join(unknown)}")
+    path = entry.get("path")
+    if not isinstance(path, str) or not path:
+        raise WhitelistError(f"{where}: 'path' is required and must be a string")
+    if not os.path.isabs(path) or os.path.normpath(path) != path or "\0" in path:
+        raise WhitelistError(f"{where}: 'path' must be an absolute, normalized path, got {path!r}")
+    max_args = entry.get("maxArgs", DEFAULT_MAX_ARGS)
+    if not isinstance(max_args, int) or isinstance(max_args, bool) or max_args < 0:
+        raise WhitelistError(f"{where}: 'maxArgs' must be a non-negative integer")
+    return CommandRule(
+        name=name,
+        path=path,
+        max_args=max_args,
+        arg_patterns=_parse_patterns(where, entry.get("args", [])),
+        env_names=_parse_env(where, entry.get("env", [])),
+    )
+
+
+def _parse_patterns(where: str, raw: Any) -> tuple[re.Pattern[str], ...]:
+    if not isinstance(raw, list):
+        raise WhitelistError(f"{where}: 'args' must be a list of regular expressions")
+    patterns = []
+    for index, item in enumerate(raw, start=1):
+        if not isinstance(item, str):
+            raise WhitelistError(f"{where}: args[{index}] must be a string")
+        try:
+            patterns.append(re.compile(item))
+        except re.error as exc:
+            raise WhitelistError(
+                f"{where}: args[{index}] {item!r} is not a valid regular expression: {exc}"
+            ) from None
+    return tuple(patterns)
+
+
+def _parse_env(where: str, raw: Any) -> frozenset[str]:
+    if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
+        raise WhitelistError(f"{where}: 'env' must be a list of variable names")
+    for name in raw:
+        if not _ENV_NAME.fullmatch(name):
+            raise WhitelistError(f"{where}: env name {name!r} is not a valid variable name")
+        if name == "PATH" or name.startswith("LD_"):
+            raise WhitelistError(
+                f"{where}: env name {name!r} is reserved (PATH is fixed; LD_* would let "
+                "a hook load arbitrary code)"
+            )
+    return frozenset(raw)
