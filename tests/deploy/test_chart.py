@@ -25,6 +25,7 @@ from tests.deploy import chartvalues
 from tests.deploy.rendering import (
     CHART,
     NAMESPACE,
+    ROOT,
     assert_hardened,
     container,
     find,
@@ -267,3 +268,19 @@ def test_prometheus_rules_pass_promtool(tmp_path: Any) -> None:
         "ExternalSourceHookFailures",
         "ExternalSourceNoLeader",
     } <= alerts
+
+
+def test_chart_ships_the_externalsource_crd_of_manifests() -> None:
+    shipped = [
+        doc
+        for path in sorted((ROOT / "manifests" / "crd").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if doc and doc.get("kind") == "CustomResourceDefinition"
+    ]
+    assert [c["spec"]["names"]["kind"] for c in shipped] == ["ExternalSource"]
+    objects, _ = render_chart()
+    rendered = find(objects, "CustomResourceDefinition")
+    assert [c["spec"] for c in rendered] == [c["spec"] for c in shipped]
+    assert rendered[0]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    objects, _ = render_chart({"crds": {"install": False}})
+    assert find(objects, "CustomResourceDefinition") == []
