@@ -63,8 +63,13 @@ def same(a: Sequence[Condition], b: Sequence[Condition]) -> bool:
 
     def strip(cs: Sequence[Condition]) -> list[tuple[Any, ...]]:
         return sorted(
-            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"),
-             c.get("observedGeneration"))
+            (
+                c.get("type"),
+                c.get("status"),
+                c.get("reason"),
+                c.get("message"),
+                c.get("observedGeneration"),
+            )
             for c in cs
         )
 
@@ -72,7 +77,15 @@ def same(a: Sequence[Condition], b: Sequence[Condition]) -> bool:
 
 
 # Ready first, then the kstatus pair, then the rest: the order `kubectl describe` shows.
-_ORDER = ("Ready", "Reconciling", "Stalled", "ArtifactInStorage", "Fetching", "ExecutingHooks", "Storing")
+_ORDER = (
+    "Ready",
+    "Reconciling",
+    "Stalled",
+    "ArtifactInStorage",
+    "Fetching",
+    "ExecutingHooks",
+    "Storing",
+)
 
 
 def _order(cond: Condition) -> int:

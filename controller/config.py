@@ -16,7 +16,6 @@ prints it and exits with code 2, before anything starts.
 from __future__ import annotations
 
 import argparse
-import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -25,8 +24,11 @@ from typing import Any
 import attrs
 import yaml
 
+from controller.api.durations import format_duration
+from controller.api.durations import parse_duration as parse_go_duration
 from controller.runtime.settings import ControllerSettings
 from generators.base import GeneratorSettings
+from hooks.settings import HooksSettings
 from storage.settings import StorageSettings
 
 ENV_PREFIX = "EXTERNALSOURCE_"
@@ -40,6 +42,7 @@ class Config:
     controller: ControllerSettings
     generators: GeneratorSettings
     storage: StorageSettings
+    hooks: HooksSettings
 
 
 class ConfigError(Exception):
@@ -171,33 +174,6 @@ def parse_value(spec: FlagSpec, raw: Any) -> Any:
     return value
 
 
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
-def parse_go_duration(text: str) -> float:
-    """Seconds in a Go duration string: `300ms`, `1.5h`, `2h45m`; `0` alone needs no unit."""
-    if text == "0":
-        return 0.0
-    position, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if position != len(text) or not text:
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m or 1h30m")
-    return total
-
-
 def _convert(spec: FlagSpec, text: str) -> Any:
     if spec.duration:
         return parse_go_duration(text)
@@ -278,21 +254,6 @@ def _metavar(spec: FlagSpec) -> str:
     if spec.duration:
         return "DURATION"
     return {int: "INT", float: "NUMBER"}.get(spec.kind, "VALUE")
-
-
-def format_duration(seconds: float) -> str:
-    """A Go-style duration for help texts: 90 → `1m30s`, 0.5 → `500ms`."""
-    if seconds and seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [
-        f"{hours}h" if hours else "",
-        f"{minutes}m" if minutes else "",
-        f"{secs}s" if secs else "",
-    ]
-    return "".join(parts) or "0s"
 
 
 class _Parser(argparse.ArgumentParser):

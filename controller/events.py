@@ -98,8 +98,14 @@ class EventRecorder:
         except ApiError as exc:
             log.warning("event not recorded", reason=reason, error=exc.message)
         if self._events_addr:
-            await self._post_flux_event(involved, type_=type_, reason=reason, message=message,
-                                        revision=revision, timestamp=now)
+            await self._post_flux_event(
+                involved,
+                type_=type_,
+                reason=reason,
+                message=message,
+                revision=revision,
+                timestamp=now,
+            )
 
     async def _post_flux_event(
         self,

@@ -14,16 +14,15 @@ from typing import Any, Protocol
 
 import attrs
 
+from controller.api import reasons
 from controller.resources import SECRETS, KubeClient
 from generators.requests import ClientCertificate, HttpRequest, ProxyConfig, S3ObjectRequest
-
-SECRET_NOT_FOUND = "SecretNotFound"
 
 
 class SecretNotFoundError(Exception):
     """A referenced Secret or key is missing; transient, since it may be created later."""
 
-    reason = SECRET_NOT_FOUND
+    reason = reasons.SECRET_NOT_FOUND
     transient = True
 
     def __init__(self, message: str) -> None:
@@ -62,7 +61,9 @@ async def build_request(
     generator = spec["generator"]
     if generator["type"] == "s3":
         return await _s3_request(secrets, namespace=namespace, s3=generator["s3"], timeout=timeout)
-    return await _http_request(secrets, namespace=namespace, http=generator["http"], timeout=timeout)
+    return await _http_request(
+        secrets, namespace=namespace, http=generator["http"], timeout=timeout
+    )
 
 
 async def _http_request(

@@ -46,7 +46,7 @@ from controller.fetchrequest import (
     request_description,
 )
 from controller.resources import EXTERNAL_SOURCES, ApiError, KubeClient
-from controller.runtime.worker import Result
+from controller.runtime.worker import Key, Result
 from generators.base import FetchError, NotModified, SourceGenerator, Validators
 from generators.requests import HttpRequest, S3ObjectRequest
 from hooks.cel import CelTransform, compile_transform
@@ -59,7 +59,6 @@ from storage.retention import collect_garbage, delete_source
 
 log = structlog.get_logger(__name__)
 
-Key = tuple[str, str]
 PipelineError = FetchError | StorageError | HookError | ApiError | SecretNotFoundError
 _PHASES = (reasons.FETCHING, reasons.EXECUTING_HOOKS, reasons.STORING)
 
@@ -130,7 +129,7 @@ async def produce(
             if post:
                 body = await runner.run_post(body, post, budget)
             if cel is not None:
-                body = cel.apply(body)
+                body = await cel.apply(body)
             data = io.BytesIO(body)
         packaged = await package_async(
             data, spec.get("destinationPath") or "data", spool_dir=spool_dir
@@ -203,8 +202,9 @@ class Reconciler:
         try:
             return await self._sync(obj, spec)
         except ArtifactConflictError as err:
-            await self._fail(obj, reason=reasons.ARTIFACT_CONFLICT, message=err.message,
-                             transient=True)
+            await self._fail(
+                obj, reason=reasons.ARTIFACT_CONFLICT, message=err.message, transient=True
+            )
             return "error", Result(retry=True)
         except (FetchError, StorageError, HookError, ApiError, SecretNotFoundError) as err:
             transient = bool(err.transient)
@@ -244,12 +244,20 @@ class Reconciler:
         async def progress(phase: str) -> None:
             nonlocal conditions
             conditions = cond.set_condition(
-                conditions, type_=reasons.RECONCILING, status="True",
-                reason=reasons.PROGRESSING, message=f"{phase} in progress", generation=generation,
+                conditions,
+                type_=reasons.RECONCILING,
+                status="True",
+                reason=reasons.PROGRESSING,
+                message=f"{phase} in progress",
+                generation=generation,
             )
             conditions = cond.set_condition(
-                cond.remove(conditions, *_PHASES), type_=phase, status="True",
-                reason=reasons.PROGRESSING, message=f"{phase} in progress", generation=generation,
+                cond.remove(conditions, *_PHASES),
+                type_=phase,
+                status="True",
+                reason=reasons.PROGRESSING,
+                message=f"{phase} in progress",
+                generation=generation,
             )
             await self._patch_status(obj, {"conditions": conditions})
 
@@ -274,12 +282,18 @@ class Reconciler:
         ea = await self._children.sync(obj, artifact)
         final = cond.remove(conditions, reasons.RECONCILING, reasons.STALLED, *_PHASES)
         final = cond.set_condition(
-            final, type_=reasons.READY, status="True", reason=reasons.SUCCEEDED,
+            final,
+            type_=reasons.READY,
+            status="True",
+            reason=reasons.SUCCEEDED,
             message=f"stored artifact for revision '{artifact['revision']}'",
             generation=generation,
         )
         final = cond.set_condition(
-            final, type_=reasons.ARTIFACT_IN_STORAGE, status="True", reason=reasons.SUCCEEDED,
+            final,
+            type_=reasons.ARTIFACT_IN_STORAGE,
+            status="True",
+            reason=reasons.SUCCEEDED,
             message=f"stored artifact for revision '{artifact['revision']}'",
             generation=generation,
         )
@@ -297,10 +311,12 @@ class Reconciler:
         if (published or {}).get("revision") != artifact["revision"]:
             message = f"stored artifact with revision '{artifact['revision']}'"
             log.info("new artifact", revision=artifact["revision"])
-            await self._events.normal(obj, reason=reasons.NEW_ARTIFACT, message=message,
-                                      revision=artifact["revision"])
-            await self._events.normal(ea, reason=reasons.NEW_ARTIFACT, message=message,
-                                      revision=artifact["revision"])
+            await self._events.normal(
+                obj, reason=reasons.NEW_ARTIFACT, message=message, revision=artifact["revision"]
+            )
+            await self._events.normal(
+                ea, reason=reasons.NEW_ARTIFACT, message=message, revision=artifact["revision"]
+            )
         return "success", Result(requeue_after=self._next_run(interval))
 
     async def _store(
@@ -360,19 +376,31 @@ class Reconciler:
         generation = meta.get("generation", 1)
         conditions = cond.remove(status.get("conditions") or [], *_PHASES)
         conditions = cond.set_condition(
-            conditions, type_=reasons.READY, status="False", reason=reason, message=message,
+            conditions,
+            type_=reasons.READY,
+            status="False",
+            reason=reason,
+            message=message,
             generation=generation,
         )
         if transient:
             conditions = cond.remove(conditions, reasons.STALLED)
             conditions = cond.set_condition(
-                conditions, type_=reasons.RECONCILING, status="True",
-                reason=reasons.PROGRESSING_WITH_RETRY, message=message, generation=generation,
+                conditions,
+                type_=reasons.RECONCILING,
+                status="True",
+                reason=reasons.PROGRESSING_WITH_RETRY,
+                message=message,
+                generation=generation,
             )
         else:
             conditions = cond.remove(conditions, reasons.RECONCILING)
             conditions = cond.set_condition(
-                conditions, type_=reasons.STALLED, status="True", reason=reason, message=message,
+                conditions,
+                type_=reasons.STALLED,
+                status="True",
+                reason=reason,
+                message=message,
                 generation=generation,
             )
         log.warning("reconcile failed", reason=reason, error=message, transient=transient)
@@ -394,7 +422,10 @@ class Reconciler:
             return
         meta = obj["metadata"]
         updated = await self._kube.patch(
-            EXTERNAL_SOURCES, meta["namespace"], meta["name"], {"status": dict(changes)},
+            EXTERNAL_SOURCES,
+            meta["namespace"],
+            meta["name"],
+            {"status": dict(changes)},
             subresource="status",
         )
         obj["status"] = updated.get("status") or dict(status) | dict(changes)

@@ -32,7 +32,9 @@ class Resource:
 
 
 EXTERNAL_SOURCES = Resource("source.flux.oddkin.co/v1alpha1", "externalsources", "ExternalSource")
-EXTERNAL_ARTIFACTS = Resource("source.toolkit.fluxcd.io/v1", "externalartifacts", "ExternalArtifact")
+EXTERNAL_ARTIFACTS = Resource(
+    "source.toolkit.fluxcd.io/v1", "externalartifacts", "ExternalArtifact"
+)
 SECRETS = Resource("v1", "secrets", "Secret")
 EVENTS = Resource("v1", "events", "Event")
 
@@ -69,7 +71,7 @@ class KubeClient:
 
     async def create(self, resource: Resource, namespace: str, body: JSON) -> JSON:
         result = await self._call("POST", resource, namespace, "", body=body)
-        assert result is not None  # noqa: S101 - only GET/DELETE may return None
+        assert result is not None
         return result
 
     async def patch(
@@ -87,7 +89,7 @@ class KubeClient:
         result = await self._call(
             "PATCH", resource, namespace, path, body=patch, content_type=content_type
         )
-        assert result is not None  # noqa: S101 - only GET/DELETE may return None
+        assert result is not None
         return result
 
     async def delete(self, resource: Resource, namespace: str, name: str) -> None:

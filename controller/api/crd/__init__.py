@@ -1,0 +1,32 @@
+"""The ExternalSource CRD shipped as package data (manifests/crd/ renders this same file).
+
+The controller reads it at start-up to check that every generator type the
+CRD allows has an implementation, and tests compare it with the validation
+rules, so the schema users install and the code that runs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from typing import Any
+
+import yaml
+
+
+@functools.cache
+def load_crd() -> dict[str, Any]:
+    text = importlib.resources.files(__name__).joinpath("externalsources.yaml").read_text("utf-8")
+    crd: dict[str, Any] = yaml.safe_load(text)
+    return crd
+
+
+def spec_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = load_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def generator_types() -> list[str]:
+    """The generator types the CRD's enum allows."""
+    gen = spec_schema()["properties"]["spec"]["properties"]["generator"]
+    return list(gen["properties"]["type"]["enum"])

@@ -1,0 +1,123 @@
+"""Builds the reconciler side of the process and plugs it into the runtime Manager.
+
+Everything with a lifetime is opened here and closed on the way out, in
+reverse order: generators (connection pools), the storage backend, the hook
+whitelist watcher, the event recorder. The artifact server is a leader-only
+service: followers do not bind it, so the Service's endpoints follow
+leadership. A whitelist change re-enqueues every source, because a source
+stalled on `HookNotAllowed` must be retried when the whitelist changes even
+though its spec did not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import structlog
+
+from controller.api.crd import generator_types
+from controller.config import Config
+from controller.events import EventRecorder
+from controller.fetchrequest import ApiSecretReader
+from controller.reconciler import Reconciler, ReconcilerSettings
+from controller.resources import KubeClient
+from controller.runtime.keys import key_of
+from controller.runtime.leader import default_identity
+from controller.runtime.manager import Manager, StartupError, Wiring
+from generators import registry
+from hooks.executor import SidecarExecutor
+from hooks.runner import HookRunner
+from hooks.whitelist_manager import WhitelistManager
+from storage.backend import StorageError
+from storage.factory import create_backend
+from storage.server import ArtifactServer
+
+log = structlog.get_logger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def build(config: Config, manager: Manager) -> AsyncIterator[Wiring]:
+    problems = registry.check_types(generator_types())
+    if problems:
+        raise StartupError("; ".join(problems))
+    kube = KubeClient(manager.api)
+    try:
+        storage = create_backend(config.storage)
+    except StorageError as exc:
+        raise StartupError(exc.message) from exc
+    generators = {t: registry.create(t, config.generators) for t in registry.supported_types()}
+    hooks = config.hooks
+    whitelist = None
+    if hooks.whitelist:
+        whitelist = WhitelistManager(
+            hooks.whitelist, reload_interval=hooks.whitelist_reload_interval
+        )
+    executor = SidecarExecutor(hooks.endpoint, hooks.token_file)
+    events = EventRecorder(
+        kube, events_addr=config.controller.events_addr, instance=default_identity()
+    )
+    reconciler = Reconciler(
+        kube=kube,
+        lookup=manager.sources.get,
+        secrets=ApiSecretReader(kube),
+        generators=generators,
+        runner=HookRunner(executor, whitelist),
+        storage=storage,
+        events=events,
+        settings=ReconcilerSettings(
+            advertised_address=config.storage.advertised_address(),
+            retention_records=config.storage.artifact_retention_records,
+            retention_ttl=config.storage.artifact_retention_ttl,
+            interval_jitter_percentage=config.controller.interval_jitter_percentage,
+            spool_dir=config.generators.spool_dir,
+        ),
+    )
+    host, port = config.storage.listen_address()
+    server = ArtifactServer(storage, host=host, port=port)
+
+    @contextlib.asynccontextmanager
+    async def artifact_server() -> AsyncIterator[Any]:
+        async with server:
+            server.set_serving(True)
+            try:
+                yield server
+            finally:
+                server.set_serving(False)
+
+    @contextlib.asynccontextmanager
+    async def whitelist_watch() -> AsyncIterator[Any]:
+        if whitelist is None:
+            yield None
+            return
+
+        async def requeue_on_change(watched: WhitelistManager) -> None:
+            seen = watched.generation
+            while True:
+                await anyio.sleep(watched.reload_interval)
+                if watched.generation != seen:
+                    seen = watched.generation
+                    log.info("hook whitelist changed; requeueing every source")
+                    for obj in manager.sources.list():
+                        manager.queue.add(key_of(obj))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(whitelist.run)
+            tg.start_soon(requeue_on_change, whitelist)
+            yield whitelist
+            tg.cancel_scope.cancel()
+
+    try:
+        yield Wiring(
+            reconcile=reconciler.reconcile,
+            leader_services=(artifact_server, whitelist_watch),
+            readiness_checks={"artifact-server": lambda: server.serving or not manager.is_leader},
+        )
+    finally:
+        for generator in generators.values():
+            await generator.aclose()
+        await executor.aclose()
+        await events.aclose()
+        await storage.aclose()
