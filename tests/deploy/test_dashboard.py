@@ -24,6 +24,7 @@ import yaml
 from controller import metrics as reconcile_metrics
 from controller.runtime import metrics as runtime_metrics
 from controller.runtime.leader import lease_name
+from controller.runtime.manager import CONTROLLER_NAME
 from controller.runtime.ratelimit import default_controller_limiter
 from controller.runtime.servers import metrics_app, serving
 from controller.runtime.workqueue import WorkQueue
@@ -82,7 +83,7 @@ class Controller:
         self.generator = registry.create("http", settings)
         self.queue: WorkQueue[str] = WorkQueue(
             limiter=default_controller_limiter(min_delay=0.001, max_delay=0.01),
-            name="externalsource",
+            name=CONTROLLER_NAME,
         )
         self.backend = create_backend(StorageSettings(storage_backend="memory"))
         values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
