@@ -1,0 +1,179 @@
+"""Pooled aiobotocore S3 clients, one per distinct endpoint/credentials/TLS configuration.
+
+Building a client (endpoint rules, signer, connection pool, SSL context) costs
+far more than a conditional HEAD, and many sources share an endpoint and a
+Secret, so clients are cached by a digest of everything that shapes them —
+endpoint, region, addressing style, keys, CA bundle, verification — and never
+by the material itself. The cache is bounded (LRU); an evicted client is
+closed once its last in-flight fetch releases it. A CA bundle is written to a
+private temp file for botocore's `verify=` and removed with its client.
+
+Connections resolve names through the metadata-address guard (an endpoint is
+user input: `http://169.254.169.254` with path-style keys would read the node's
+credentials), and IP-literal endpoints are checked before a client is made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import attrs
+import yarl
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession, get_session
+from aiohttp.resolver import ThreadedResolver
+
+from generators.address_guard import GuardedResolver
+from generators.requests import S3ObjectRequest
+
+#: distinct client configurations kept open at once
+MAX_CLIENTS = 32
+#: per request attempt; the whole fetch is bounded by `S3ObjectRequest.timeout`
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 30.0
+MAX_ATTEMPTS = 3
+
+
+@attrs.define(eq=False)
+class _Pooled:
+    client: Any
+    stack: contextlib.AsyncExitStack
+    users: int = 0
+    evicted: bool = False
+
+
+def client_key(request: S3ObjectRequest) -> str:
+    """A digest of everything that shapes a client (never the secret material itself)."""
+    digest = hashlib.sha256()
+    for part in (
+        request.endpoint or "",
+        request.region or "",
+        "path" if request.path_style else "auto",
+        "insecure" if request.insecure_skip_verify else "verify",
+        request.access_key or "",
+        request.secret_key or "",
+    ):
+        encoded = part.encode()
+        digest.update(len(encoded).to_bytes(8, "big") + encoded)
+    ca = request.ca_bundle or b""
+    digest.update(len(ca).to_bytes(8, "big") + ca)
+    return digest.hexdigest()
+
+
+def endpoint_host(endpoint: str) -> str | None:
+    """The host of an http(s) endpoint URL, or None when it is not one."""
+    try:
+        url = yarl.URL(endpoint)
+    except (TypeError, ValueError):
+        return None
+    if url.scheme not in ("http", "https") or not url.host:
+        return None
+    return url.host
+
+
+class ClientPool:
+    """Leases shared S3 clients; `aclose()` closes every one of them."""
+
+    def __init__(self, *, guard_addresses: bool, temp_dir: str | None) -> None:
+        self._guard = guard_addresses
+        self._temp_dir = temp_dir
+        self._session: AioSession = get_session()
+        self._clients: OrderedDict[str, _Pooled] = OrderedDict()
+        self._lock = anyio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def lease(self, request: S3ObjectRequest) -> AsyncIterator[Any]:
+        key = client_key(request)
+        async with self._lock:
+            pooled = self._clients.get(key)
+            if pooled is None:
+                pooled = await self._create(request)
+                self._clients[key] = pooled
+                while len(self._clients) > MAX_CLIENTS:
+                    _, oldest = self._clients.popitem(last=False)
+                    oldest.evicted = True
+                    if oldest.users == 0:
+                        await _close(oldest)
+            else:
+                self._clients.move_to_end(key)
+            pooled.users += 1
+        try:
+            yield pooled.client
+        finally:
+            pooled.users -= 1
+            if pooled.evicted and pooled.users == 0:
+                await _close(pooled)
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+            for pooled in clients:
+                pooled.evicted = True
+                if pooled.users == 0:
+                    await _close(pooled)
+
+    async def _create(self, request: S3ObjectRequest) -> _Pooled:
+        stack = contextlib.AsyncExitStack()
+        verify: str | bool | None = None
+        if request.insecure_skip_verify:
+            verify = False
+        elif request.ca_bundle:
+            verify = self._write_ca(request.ca_bundle)
+            stack.callback(_remove, verify)
+        connector_args: dict[str, Any] = {}
+        if self._guard:
+            connector_args["resolver"] = GuardedResolver(ThreadedResolver())
+        config = AioConfig(
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=READ_TIMEOUT,
+            retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+            s3={"addressing_style": "path" if request.path_style else "auto"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            connector_args=connector_args,
+        )
+        keys: dict[str, str] = {}
+        if request.access_key and request.secret_key:
+            keys = {
+                "aws_access_key_id": request.access_key,
+                "aws_secret_access_key": request.secret_key,
+            }
+        try:
+            client = await stack.enter_async_context(
+                self._session.create_client(
+                    "s3",
+                    endpoint_url=request.endpoint or None,
+                    region_name=request.region or "us-east-1",
+                    verify=verify,
+                    config=config,
+                    **keys,
+                )
+            )
+        except BaseException:
+            await stack.aclose()
+            raise
+        return _Pooled(client=client, stack=stack)
+
+    def _write_ca(self, pem: bytes) -> str:
+        fd, path = tempfile.mkstemp(prefix="s3-ca-", suffix=".pem", dir=self._temp_dir)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+        return path
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+async def _close(pooled: _Pooled) -> None:
+    with anyio.CancelScope(shield=True):
+        await pooled.stack.aclose()

@@ -1,0 +1,53 @@
+"""Helpers for the s3 generator tests: a generator, requests for a moto server's objects."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from generators.base import GeneratorSettings
+from generators.requests import S3ObjectRequest
+from generators.s3 import S3Generator
+from tests.fixtures.s3 import MotoServer
+
+
+@pytest.fixture(autouse=True)
+def _isolated_aws_env(s3_default_chain_env: None) -> None:
+    """No test here may read a developer's ~/.aws or ask instance metadata."""
+
+
+@pytest.fixture
+def spool_dir(tmp_path: pathlib.Path) -> pathlib.Path:
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    return directory
+
+
+@pytest_asyncio.fixture
+async def generator(spool_dir: pathlib.Path) -> AsyncIterator[S3Generator]:
+    gen = S3Generator(
+        GeneratorSettings(
+            max_body_size=1024 * 1024, spool_dir=str(spool_dir), spool_memory_threshold=16
+        )
+    )
+    yield gen
+    await gen.aclose()
+
+
+def request_for(server: MotoServer, bucket: str, key: str, **overrides: Any) -> S3ObjectRequest:
+    values: dict[str, Any] = {
+        "bucket": bucket,
+        "key": key,
+        "endpoint": server.endpoint,
+        "region": "us-east-1",
+        "access_key": server.access_key,
+        "secret_key": server.secret_key,
+        "path_style": True,
+        "timeout": 10.0,
+    }
+    values.update(overrides)
+    return S3ObjectRequest(**values)
