@@ -14,8 +14,11 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
 import helm_python as helm
 import yaml
+
+from controller.config import Config, FlagSpec, flag_specs
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "externalsource-controller"
@@ -136,3 +139,17 @@ def assert_hardened(deployment: Obj) -> None:
 
 def manager_args(deployment: Obj) -> list[str]:
     return [str(a) for a in container(deployment, "manager")["args"]]
+
+
+def spec_of(key: str) -> FlagSpec:
+    """The controller's setting for flag `--<key>`."""
+    return next(s for s in flag_specs() if s.key == key)
+
+
+def setting(config: Config, spec: FlagSpec) -> Any:
+    """The value a loaded `Config` holds for `spec`, whichever room owns it."""
+    for section in attrs.fields(Config):
+        value = getattr(config, section.name)
+        if type(value) is spec.owner:
+            return getattr(value, spec.field)
+    raise AssertionError(f"no section of Config owns {spec.flag}")

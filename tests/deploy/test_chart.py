@@ -8,7 +8,6 @@ import json
 import subprocess
 from typing import Any
 
-import attrs
 import helm_python as helm
 import pytest
 import yaml
@@ -32,6 +31,8 @@ from tests.deploy.rendering import (
     manager_args,
     only,
     render_chart,
+    setting,
+    spec_of,
 )
 
 DASHBOARD = CHART / "dashboards" / "externalsource-controller.json"
@@ -55,18 +56,6 @@ MONITORING = {
     "prometheusRule": {"enabled": True},
     "dashboards": {"enabled": True},
 }
-
-
-def setting(config: Config, spec: FlagSpec) -> Any:
-    for section in attrs.fields(Config):
-        value = getattr(config, section.name)
-        if type(value) is spec.owner:
-            return getattr(value, spec.field)
-    raise AssertionError(f"no section for {spec.flag}")
-
-
-def spec_of(key: str) -> FlagSpec:
-    return next(s for s in flag_specs() if s.key == key)
 
 
 def parsed(deployment: dict[str, Any]) -> Config:
@@ -146,8 +135,17 @@ def test_render_combination(storage: dict[str, Any], replicas: int, monitoring: 
     if backend == "s3":
         config_s3 = {k: setting(config, spec_of(k)) for k in ("s3-bucket", "s3-endpoint")}
         assert config_s3 == {"s3-bucket": "artifacts", "s3-endpoint": "https://minio.example:9000"}
-        for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            assert manager_env[var]["valueFrom"]["secretKeyRef"]["name"] == "s3-creds"
+        credentials_dir = setting(config, spec_of("s3-credentials-dir"))
+        mounts = {
+            m["mountPath"]: m["name"] for m in container(deployment, "manager")["volumeMounts"]
+        }
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        secret = volumes[mounts[credentials_dir]]["secret"]
+        assert secret["secretName"] == "s3-creds"
+        assert {i["path"] for i in secret["items"]} == {"accesskey", "secretkey"}
+        assert not [
+            e for e in manager_env.values() if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+        ]
     if backend == "filesystem":
         assert setting(config, spec_of("storage-path")) == "/data"
         mounts = {m["mountPath"] for m in container(deployment, "manager")["volumeMounts"]}
@@ -278,6 +276,10 @@ def test_chart_ships_the_externalsource_crd_of_manifests() -> None:
         if doc and doc.get("kind") == "CustomResourceDefinition"
     ]
     assert [c["spec"]["names"]["kind"] for c in shipped] == ["ExternalSource"]
+    package_crd = ROOT / "controller" / "api" / "crd" / "externalsources.yaml"
+    assert shipped[0] == yaml.safe_load(package_crd.read_text(encoding="utf-8")), (
+        "manifests/crd must ship the controller's own CRD (controller/api/crd)"
+    )
     objects, _ = render_chart()
     rendered = find(objects, "CustomResourceDefinition")
     assert [c["spec"] for c in rendered] == [c["spec"] for c in shipped]

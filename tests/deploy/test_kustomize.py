@@ -17,6 +17,8 @@ from tests.deploy.rendering import (
     kustomize,
     manager_args,
     only,
+    setting,
+    spec_of,
 )
 
 BACKENDS = {"base": "memory", "overlays/filesystem": "filesystem", "overlays/s3": "s3"}
@@ -71,10 +73,11 @@ def test_filesystem_overlay_mounts_a_claim() -> None:
 
 def test_s3_overlay_takes_credentials_from_a_secret() -> None:
     deployment = only(kustomize("overlays/s3"), "Deployment")
-    env = _env(deployment)
-    for var, key in (("AWS_ACCESS_KEY_ID", "accesskey"), ("AWS_SECRET_ACCESS_KEY", "secretkey")):
-        assert env[var]["valueFrom"]["secretKeyRef"] == {
-            "name": "externalsource-s3-credentials",
-            "key": key,
-        }
-    assert not any("secret" in a.lower() for a in manager_args(deployment))
+    config = load_config(manager_args(deployment), {})
+    assert config.storage.storage_backend == "s3"
+    mounts = {m["mountPath"]: m["name"] for m in container(deployment, "manager")["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    secret = volumes[mounts[setting(config, spec_of("s3-credentials-dir"))]]["secret"]
+    assert secret["secretName"] == "externalsource-s3-credentials"
+    assert {i["path"] for i in secret["items"]} == {"accesskey", "secretkey"}
+    assert not [e for e in _env(deployment).values() if "secretKeyRef" in e.get("valueFrom", {})]

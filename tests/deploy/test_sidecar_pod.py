@@ -120,6 +120,7 @@ def test_rendered_sidecar_runs_hooks(source: str, tmp_path: pathlib.Path) -> Non
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(forged, timeout=15)
         assert refused.value.code == 401
+        refused.value.close()
     finally:
         sidecar.terminate()
         sidecar.wait(timeout=30)

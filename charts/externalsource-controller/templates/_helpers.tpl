@@ -108,8 +108,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - --s3-prefix={{ . }}
 {{- end }}
 - --s3-path-style={{ .pathStyle }}
+{{- if .credentialsSecret.name }}
+- --s3-credentials-dir=/etc/externalsource/s3-credentials
+{{- end }}
 {{- if .caSecret.name }}
-- --s3-ca-file=/etc/externalsource/s3-ca/{{ .caSecret.key }}
+- --s3-ca-bundle=/etc/externalsource/s3-ca/{{ .caSecret.key }}
 {{- end }}
 {{- end }}
 {{- end }}
