@@ -29,6 +29,7 @@ from controller.api.durations import parse_duration as parse_go_duration
 from controller.runtime.settings import ControllerSettings
 from generators.base import GeneratorSettings
 from hooks.settings import HooksSettings
+from storage.s3_settings import S3Settings
 from storage.settings import StorageSettings
 
 ENV_PREFIX = "EXTERNALSOURCE_"
@@ -43,6 +44,7 @@ class Config:
     generators: GeneratorSettings
     storage: StorageSettings
     hooks: HooksSettings
+    s3: S3Settings
 
 
 class ConfigError(Exception):

@@ -16,11 +16,9 @@ section of docs/benchmarks.md with the results and the machine description.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import pathlib
-import platform
 import random
 import re
 import subprocess
@@ -29,8 +27,9 @@ import tempfile
 import time
 import zlib
 
+from tests.bench.machine import describe_machine, replace_section
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
-DOCS = REPO / "docs" / "benchmarks.md"
 TARGET_MBPS = 250.0
 TARGET_RSS_MIB = 64.0
 RUNS = 3
@@ -109,15 +108,6 @@ def child(codec_name: str, body_path: str) -> None:
     print(json.dumps(result))
 
 
-def _machine() -> str:
-    cpuinfo = pathlib.Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
-    return (
-        f"{os.cpu_count()} CPUs (nproc), {model.group(1).strip() if model else 'unknown CPU'},"
-        f" Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
-
-
 def render(results: list[dict[str, object]], size_mib: int) -> str:
     rows = [
         "| codec | MB/s | target ≥ 250 | peak RSS growth (MiB) | target < 64 | ratio |",
@@ -132,8 +122,6 @@ def render(results: list[dict[str, object]], size_mib: int) -> str:
         )
     return "\n".join(
         [
-            "## Packaging",
-            "",
             f"`python -m tests.bench.bench_packaging` — {size_mib} MiB JSON-ish body (seeded) →"
             " deterministic tar.gz + sha256 in one streaming pass (`storage.packaging.package`),"
             f" best of {RUNS} runs, each codec in a fresh subprocess; RSS growth = `VmHWM` after"
@@ -141,23 +129,12 @@ def render(results: list[dict[str, object]], size_mib: int) -> str:
             " RSS growth. isal is what the controller uses; stdlib zlib is the fallback when"
             " isal is missing (level 1) and, for reference, zlib's default level 6.",
             "",
-            f"- Date: {datetime.date.today().isoformat()}",
-            f"- Machine: {_machine()}",
+            describe_machine(),
             "",
             *rows,
             "",
         ]
     )
-
-
-def write_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\nResults of `tests/bench/`.\n"
-    pattern = re.compile(r"^## Packaging\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text.rstrip("\n") + "\n")
 
 
 def main() -> None:
@@ -186,7 +163,7 @@ def main() -> None:
     section = render(results, args.size_mib)
     print(section)
     if args.write_docs:
-        write_docs(section)
+        replace_section("Packaging", section)
 
 
 if __name__ == "__main__":
