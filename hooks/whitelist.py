@@ -88,7 +88,12 @@ class Whitelist:
             entries = {}
         if not isinstance(entries, dict):
             raise WhitelistError("whitelist 'commands' must be a mapping of name to command")
-        return cls(commands={str(k): _parse_command(str(k), v) for k, v in entries.items()})
+        for key in entries:
+            if not isinstance(key, str):
+                raise WhitelistError(
+                    f"whitelist command name {key!r} is not a string (quote it in YAML)"
+                )
+        return cls(commands={k: _parse_command(k, v) for k, v in entries.items()})
 
     def check(self, command: str, args: Sequence[str], *, env: Iterable[str] = ()) -> str:
         """Return the absolute path to execute, or raise `HookError` (`HookNotAllowed`)."""
