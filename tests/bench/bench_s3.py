@@ -26,9 +26,13 @@ import sys
 import tempfile
 import time
 
+from storage.s3 import S3Backend, S3Settings
+from tests.fixtures.s3 import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MotoServer
+
 MIB = 1024 * 1024
 KEY = "externalsource/bench/big/" + "0" * 64 + ".tar.gz"
 CONFIGURATIONS = ((5, 1), (8, 1), (8, 4), (16, 4))
+HEADER = "| part size | concurrency | bound (part x conc.) | peak RSS growth | time | MiB/s |"
 
 
 def _status_kib(field: str) -> int:
@@ -39,8 +43,6 @@ def _status_kib(field: str) -> int:
 
 
 async def _upload(args: argparse.Namespace) -> dict[str, float]:
-    from storage.s3 import S3Backend, S3Settings
-
     backend = S3Backend(
         S3Settings(
             s3_endpoint=args.endpoint,
@@ -69,8 +71,6 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _parent(args: argparse.Namespace) -> None:
-    from tests.fixtures.s3 import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MotoServer
-
     server = MotoServer()
     server.start()
     env = {
@@ -88,9 +88,7 @@ def _parent(args: argparse.Namespace) -> None:
                 for _ in range(args.size_mib):
                     out.write(os.urandom(MIB))
             print(f"artifact: {args.size_mib} MiB, moto {server.endpoint}\n")
-            print(
-                "| part size | concurrency | bound (part x conc.) | peak RSS growth | time | MiB/s |"
-            )
+            print(HEADER)
             print("|---|---|---|---|---|---|")
             for part_mib, concurrency in CONFIGURATIONS:
                 bucket = server.create_bucket()
