@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from generators.http import HttpGenerator
+from generators.s3 import S3Generator
 
 if TYPE_CHECKING:
     from generators.registry import GeneratorRegistry
@@ -18,3 +19,4 @@ if TYPE_CHECKING:
 
 def register_builtins(registry: GeneratorRegistry) -> None:
     registry.register("http", HttpGenerator)
+    registry.register("s3", S3Generator)

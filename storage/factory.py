@@ -16,6 +16,7 @@ from storage.backend import StorageBackend, StorageError
 from storage.filesystem import FilesystemBackend
 from storage.memory import MemoryBackend
 from storage.metrics import InstrumentedBackend
+from storage.s3 import S3Backend
 from storage.settings import StorageSettings
 
 BackendConstructor = Callable[..., StorageBackend]
@@ -23,6 +24,7 @@ BackendConstructor = Callable[..., StorageBackend]
 BACKENDS: dict[str, BackendConstructor] = {
     "memory": lambda settings, **extra: MemoryBackend(),
     "filesystem": lambda settings, **extra: FilesystemBackend(settings.storage_path),
+    "s3": lambda settings, **extra: S3Backend(extra["s3"]),
 }
 
 
