@@ -1,0 +1,52 @@
+"""Raw ExternalSource dict → validated model, or one error listing every problem.
+
+Validation runs first, so a spec the controller accepts is exactly one the
+model can hold, and a bad spec surfaces as `SpecError` (reason `InvalidSpec`,
+not transient: retrying cannot help until the spec changes) with all its
+problems — never as a cattrs traceback. Missing optional fields take the
+CRD's defaults through the models' defaults, so an object read from an API
+server that ran without the CRD's defaulting means the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import cattrs
+
+from controller.api import reasons
+from controller.api.models import ExternalSource
+from controller.api.validation import Problem, validate_spec
+from controller.api.wire import from_wire
+
+
+class SpecError(Exception):
+    """An ExternalSource that cannot be used as written; `problems` has every finding."""
+
+    reason = reasons.INVALID_SPEC
+    transient = False
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        self.message = "; ".join(str(p) for p in problems)
+        super().__init__(self.message)
+
+
+def parse_external_source(data: Mapping[str, Any]) -> ExternalSource:
+    """The typed ExternalSource of a wire dict; raises `SpecError` listing all problems."""
+    if not isinstance(data, Mapping):
+        raise SpecError([Problem("(document)", "must be an object")])
+    problems = validate_spec(data.get("spec"))
+    if problems:
+        raise SpecError(problems)
+    try:
+        return from_wire(ExternalSource, data)
+    except cattrs.BaseValidationError as exc:
+        raise SpecError([_problem(line) for line in cattrs.transform_error(exc)]) from None
+
+
+def _problem(line: str) -> Problem:
+    """cattrs' `message @ $.a.b` → Problem("a.b", message)."""
+    message, _, where = line.rpartition(" @ ")
+    return Problem(where.removeprefix("$.") or "(document)", message or line)
