@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import pathlib
@@ -273,3 +274,29 @@ async def test_sigterm_stops_the_sidecar_cleanly(hooks_sidecar: SidecarProcess) 
     hooks_sidecar.process.terminate()
     assert hooks_sidecar.process.wait(timeout=15) == 0
     assert hooks_sidecar.log_events("hooks.sidecar.stopping")
+
+
+async def test_a_full_sidecar_answers_429_after_the_request_timeout(
+    make_hooks_sidecar: Callable[..., SidecarProcess],
+) -> None:
+    sidecar = make_hooks_sidecar(extra_args=("--max-concurrent", "1"))
+    busy = asyncio.create_task(execute(sidecar, {"command": "sleep", "args": ["3"], "timeout": 10}))
+    pid = sidecar.process.pid
+    children = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+    while not children.read_text().strip():  # until the first request holds the only slot
+        await asyncio.sleep(0.02)
+    status, result = await execute(sidecar, {"command": "sleep", "args": ["0"], "timeout": 0.5})
+    assert status == 429
+    assert result == {"error": "all 1 execution slots are busy"}
+    assert (await busy)[0] == 200
+
+
+async def test_a_rotated_token_applies_without_restart(hooks_sidecar: SidecarProcess) -> None:
+    old = hooks_sidecar.token
+    hooks_sidecar.token_file.write_text("rotated-token\n")
+    status, _ = await execute(hooks_sidecar, {"command": "sleep", "args": ["0"]}, token=old)
+    assert status == 401
+    status, _ = await execute(
+        hooks_sidecar, {"command": "sleep", "args": ["0"]}, token="rotated-token"
+    )
+    assert status == 200
