@@ -70,6 +70,8 @@ class ReconcilerSettings:
     retention_ttl: float = 60.0
     interval_jitter_percentage: float = 5.0
     spool_dir: str | None = None
+    cel_timeout: float = 10.0
+    cel_max_input_size: int = 16 * 1024 * 1024
 
 
 @attrs.frozen
@@ -466,7 +468,11 @@ class Reconciler:
         if expression not in self._cel:
             if len(self._cel) > 1024:
                 self._cel.clear()
-            self._cel[expression] = compile_transform(expression)
+            self._cel[expression] = compile_transform(
+                expression,
+                timeout=self._settings.cel_timeout,
+                max_input_size=self._settings.cel_max_input_size,
+            )
         return self._cel[expression]
 
     def _next_run(self, interval: float) -> float:

@@ -33,6 +33,7 @@ from hooks.runner import HookRunner
 from hooks.whitelist_manager import WhitelistManager
 from storage.backend import StorageError
 from storage.factory import create_backend
+from storage.s3 import S3Backend
 from storage.server import ArtifactServer
 
 log = structlog.get_logger(__name__)
@@ -45,7 +46,9 @@ async def build(config: Config, manager: Manager) -> AsyncIterator[Wiring]:
         raise StartupError("; ".join(problems))
     kube = KubeClient(manager.api)
     try:
-        storage = create_backend(config.storage)
+        storage = create_backend(config.storage, s3=config.s3)
+        if isinstance(storage.inner, S3Backend):
+            await storage.inner.check()  # one clear line if the bucket is unreachable
     except StorageError as exc:
         raise StartupError(exc.message) from exc
     generators = {t: registry.create(t, config.generators) for t in registry.supported_types()}
@@ -73,6 +76,8 @@ async def build(config: Config, manager: Manager) -> AsyncIterator[Wiring]:
             retention_ttl=config.storage.artifact_retention_ttl,
             interval_jitter_percentage=config.controller.interval_jitter_percentage,
             spool_dir=config.generators.spool_dir,
+            cel_timeout=hooks.cel_timeout,
+            cel_max_input_size=hooks.cel_max_input_size,
         ),
     )
     host, port = config.storage.listen_address()

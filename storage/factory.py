@@ -28,7 +28,7 @@ BACKENDS: dict[str, BackendConstructor] = {
 }
 
 
-def create_backend(settings: StorageSettings, **extra: Any) -> StorageBackend:
+def create_backend(settings: StorageSettings, **extra: Any) -> InstrumentedBackend:
     """The instrumented backend selected by `settings.storage_backend`."""
     constructor = BACKENDS.get(settings.storage_backend)
     if constructor is None:

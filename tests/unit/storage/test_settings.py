@@ -9,6 +9,7 @@ import pytest
 
 from storage.backend import StorageError
 from storage.factory import create_backend
+from storage.s3_settings import S3Settings
 from storage.settings import StorageSettings
 
 
@@ -81,7 +82,7 @@ def test_factory_builds_the_selected_backend(tmp_path: pathlib.Path) -> None:
     assert (filesystem.name, filesystem.persistent) == ("filesystem", True)
 
 
-def test_factory_reports_an_unavailable_backend() -> None:
-    with pytest.raises(StorageError, match="'s3' is not available") as info:
-        create_backend(StorageSettings(storage_backend="s3"))
+def test_factory_reports_an_unusable_s3_backend_naming_the_flag() -> None:
+    with pytest.raises(StorageError, match="--s3-bucket") as info:
+        create_backend(StorageSettings(storage_backend="s3"), s3=S3Settings())
     assert not info.value.transient
