@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="externalsource",
         description="Work with ExternalSource definitions without a cluster.",
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", required=True)
     for register in COMMANDS:
         register(subparsers)
     return parser

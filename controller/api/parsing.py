@@ -3,9 +3,10 @@
 Validation runs first, so a spec the controller accepts is exactly one the
 model can hold, and a bad spec surfaces as `SpecError` (reason `InvalidSpec`,
 not transient: retrying cannot help until the spec changes) with all its
-problems — never as a cattrs traceback. Missing optional fields take the
-CRD's defaults through the models' defaults, so an object read from an API
-server that ran without the CRD's defaulting means the same thing.
+problems — never as a cattrs traceback. Missing optional fields (and
+`field: null`, which the API server prunes) take the CRD's defaults through
+the models' defaults, so an object read from an API server that ran without
+the CRD's defaulting means the same thing.
 """
 
 from __future__ import annotations
@@ -41,9 +42,18 @@ def parse_external_source(data: Mapping[str, Any]) -> ExternalSource:
     if problems:
         raise SpecError(problems)
     try:
-        return from_wire(ExternalSource, data)
+        return from_wire(ExternalSource, _without_nulls(data))
     except cattrs.BaseValidationError as exc:
         raise SpecError([_problem(line) for line in cattrs.transform_error(exc)]) from None
+
+
+def _without_nulls(value: Any) -> Any:
+    """Drop `key: null` entries, as the API server prunes them before defaulting."""
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def _problem(line: str) -> Problem:

@@ -170,9 +170,10 @@ def validate_spec(spec: Any) -> list[Problem]:
     if isinstance(spec, models.ExternalSourceSpec):
         spec = to_wire(spec)
     c = _Checker()
-    spec = c.mapping(spec, "spec", model=models.ExternalSourceSpec, required=True)
-    if not spec:
+    if not isinstance(spec, Mapping):
+        c.mapping(spec, "spec", required=True)
         return c.problems
+    c.mapping(spec, "spec", model=models.ExternalSourceSpec)
     interval = c.duration(spec.get("interval"), "spec.interval", required=True)
     if interval is not None and interval < MIN_INTERVAL:
         c.add("spec.interval", f"must be at least 1m, got {spec['interval']}")
@@ -218,7 +219,7 @@ def _destination(c: _Checker, value: Any) -> None:
 
 def _generator(c: _Checker, value: Any) -> None:
     gen = c.mapping(value, "spec.generator", required=True)
-    if not gen:
+    if not isinstance(value, Mapping):
         return
     blocks = {"http": _http, "s3": _s3}
     known = set(wire_fields(models.GeneratorSpec).values())
@@ -231,8 +232,9 @@ def _generator(c: _Checker, value: Any) -> None:
             "spec.generator.type",
             f"unknown generator type {type_!r} (supported: {', '.join(models.GENERATOR_TYPES)})",
         )
+    known_type = type_ in models.GENERATOR_TYPES
     for other in models.GENERATOR_TYPES:
-        if other != type_ and gen.get(other) is not None:
+        if known_type and other != type_ and gen.get(other) is not None:
             c.add(f"spec.generator.{other}", f"is only allowed when type is {other}")
     if type_ in blocks:
         if gen.get(type_) is None:
