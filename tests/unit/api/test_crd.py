@@ -196,21 +196,21 @@ def test_identity_subresource_and_printer_columns() -> None:
     }
 
 
-def _nodes(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+def schema_nodes(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
     found = [(path, node)]
     for name, sub in node.get("properties", {}).items():
-        found += _nodes(sub, f"{path}.{name}")
+        found += schema_nodes(sub, f"{path}.{name}")
     if "items" in node:
-        found += _nodes(node["items"], f"{path}[]")
+        found += schema_nodes(node["items"], f"{path}[]")
     if isinstance(node.get("additionalProperties"), dict):
-        found += _nodes(node["additionalProperties"], f"{path}{{}}")
+        found += schema_nodes(node["additionalProperties"], f"{path}{{}}")
     return found
 
 
 def test_the_schema_is_structural() -> None:
-    untyped = [path or "(root)" for path, node in _nodes(spec_schema()) if "type" not in node]
+    untyped = [path or "(root)" for path, node in schema_nodes(spec_schema()) if "type" not in node]
     assert untyped == []
-    assert not any("x-kubernetes-preserve-unknown-fields" in n for _, n in _nodes(spec_schema()))
+    assert not any("x-kubernetes-preserve-unknown-fields" in n for _, n in schema_nodes(spec_schema()))
 
 
 def test_the_manifest_copy_is_the_package_file() -> None:
@@ -281,7 +281,7 @@ def crd_rejections(spec: Any) -> list[str]:
 
 def test_every_cel_rule_compiles() -> None:
     rules = [
-        r["rule"] for _, n in _nodes(spec_schema()) for r in n.get("x-kubernetes-validations", [])
+        r["rule"] for _, n in schema_nodes(spec_schema()) for r in n.get("x-kubernetes-validations", [])
     ]
     assert len(rules) >= 9
     for rule in rules:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pathlib
+import re
 
 import pytest
 import yaml
 
-from controller.api import parse_external_source, validate_source
+from controller.api import parse_external_source, reasons, validate_source
+from controller.api.crd import spec_schema
 from controller.api.reasons import KIND
+from tests.unit.api.test_crd import schema_nodes
 
 EXAMPLES = sorted(
     (pathlib.Path(__file__).resolve().parents[3] / "docs" / "examples").glob("*.yaml")
@@ -33,3 +36,32 @@ def test_example_validates_cleanly(path: pathlib.Path) -> None:
     for doc in sources:
         assert validate_source(doc) == []
         assert parse_external_source(doc).metadata.name == doc["metadata"]["name"]
+
+
+API_DOC = EXAMPLES[0].parents[1] / "api.md"
+
+
+def test_api_doc_lists_every_field_of_the_crd() -> None:
+    doc = API_DOC.read_text()
+    mentioned = set(re.findall(r"`((?:spec|status)\.[^`]*)`", doc))
+    table_rows = set(re.findall(r"^\| `((?:spec|status)\.[^`]*)`", doc, flags=re.MULTILINE))
+    fields = {
+        re.sub(r"\.(preRequest|postRequest)\[\]", ".*[]", path.lstrip("."))
+        for path, _ in schema_nodes(spec_schema())
+    }
+    fields = {
+        f for f in fields if f.startswith(("spec.", "status.")) and not f.endswith(("[]", "{}"))
+    }
+    assert fields - mentioned == set()
+    assert table_rows - fields == set()
+
+
+def test_api_doc_lists_every_condition_type_and_reason() -> None:
+    doc = API_DOC.read_text()
+    names = [
+        value
+        for name, value in vars(reasons).items()
+        if name.isupper() and isinstance(value, str) and value[:1].isupper() and "." not in value
+    ]
+    assert "Ready" in names
+    assert [n for n in names if f"`{n}`" not in doc] == []
