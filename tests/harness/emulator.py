@@ -29,6 +29,7 @@ path parser fails on `/api/v1/namespaces`.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import pathlib
 from collections.abc import Callable
@@ -107,7 +108,8 @@ class Emulator(kmock.KubernetesEmulator):
         for doc in docs:
             if doc.get("kind") != "CustomResourceDefinition":
                 continue
-            installed += [self.add_resource(rtype) for rtype in from_crd(doc)]
+            compiled = _compile_crd(json.dumps(doc, sort_keys=True))
+            installed += [self.add_resource(rtype) for rtype in compiled]
         return installed
 
     def resource_type(self, ref: str) -> ResourceType:
@@ -262,6 +264,11 @@ class Emulator(kmock.KubernetesEmulator):
 
     @override
     async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+        if request.resource is not None and request.resource.plural is None:
+            # `/apis/group/` and `/apis/group/version/` (kr8s adds the slash): discovery.
+            if request.resource.version is None:
+                return await self._serve_group(request)
+            return await self._serve_version(request)
         rtype = self._rtype(request)
         items = self.store.list(rtype, self._selector(request, rtype))
         list_rv, start = str(self.store.rv), 0
@@ -374,6 +381,12 @@ _REASONS = {
     500: "InternalError",
     503: "ServiceUnavailable",
 }
+
+
+@functools.lru_cache(maxsize=32)
+def _compile_crd(crd_json: str) -> tuple[ResourceType, ...]:
+    """CEL compilation is slow (~0.1 s a CRD); tests install the same CRDs again and again."""
+    return tuple(from_crd(json.loads(crd_json)))
 
 
 def _encode_continue(rv: str, start: int) -> str:

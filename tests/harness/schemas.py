@@ -144,6 +144,28 @@ def apply_defaults(value: Any, schema: Obj) -> Any:
     return value
 
 
+def _bound(word: str, exclusive_key: str) -> Any:
+    def text(value: Any, schema: Obj) -> str:
+        return f"should be {word} than {'' if schema.get(exclusive_key) else 'or equal to '}{value}"
+
+    return text
+
+
+# kube-openapi's wording of schema violations (k8s.io/kube-openapi/pkg/validation/errors).
+_RULE_TEXT: dict[str, Any] = {
+    "pattern": lambda v, s: f"should match '{v}'",
+    "format": lambda v, s: f"must be of type {v}",
+    "minimum": _bound("greater", "exclusiveMinimum"),
+    "maximum": _bound("less", "exclusiveMaximum"),
+    "minLength": lambda v, s: f"should be at least {v} chars long",
+    "maxLength": lambda v, s: f"should be at most {v} chars long",
+    "minItems": lambda v, s: f"should have at least {v} items",
+    "maxItems": lambda v, s: f"should have at most {v} items",
+    "minProperties": lambda v, s: f"should have at least {v} properties",
+    "maxProperties": lambda v, s: f"should have at most {v} properties",
+}
+
+
 def _cause_from_error(error: jsonschema.ValidationError) -> list[Cause]:
     path = list(error.absolute_path)
     shown = json.dumps(error.instance) if not isinstance(error.instance, dict | list) else None
@@ -171,10 +193,9 @@ def _cause_from_error(error: jsonschema.ValidationError) -> list[Cause]:
                 f"type {error.validator_value}",
             )
         ]
-    rule = {
-        "pattern": f"should match '{error.validator_value}'",
-        "format": f"must be of type {error.validator_value}",
-    }.get(str(error.validator), error.message)
+    rule = _RULE_TEXT.get(str(error.validator), lambda v, s: error.message)(
+        error.validator_value, error.schema
+    )
     shown_value = shown if shown is not None else f'"{type(error.instance).__name__}"'
     return [
         Cause(where, "FieldValueInvalid", f"Invalid value: {shown_value}: {where} in body {rule}")
