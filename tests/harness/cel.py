@@ -96,14 +96,15 @@ class CelRule:
             activation = {"self": json_to_cel(value)}
             if self.transition:
                 activation["oldSelf"] = json_to_cel(old_value)
+            result: object
             try:
-                ok = self.program.evaluate(activation)
+                result = self.program.evaluate(activation)
             except CELEvalError as exc:
-                ok = exc
-            if ok is True or (isinstance(ok, celtypes.BoolType) and bool(ok)):
+                result = exc
+            if isinstance(result, celtypes.BoolType) and bool(result):
                 continue
             field = field_path(where) + (self.field_path or "")
-            yield Cause(field, self.reason, self._message(activation, value, ok))
+            yield Cause(field, self.reason, self._message(activation, value, result))
 
     def _message(self, activation: Obj, value: Any, result: Any) -> str:
         shown = (

@@ -18,6 +18,15 @@ this subclass:
   events.k8s.io Events, Leases) and any CRD given to `install_crd()`;
 * records every request in `requests` (`writes()` for the mutating ones).
 
+Patch types: a JSON patch (list body) is RFC 6902; merge patches are RFC 7386;
+strategic merge patches are refused with 415 for custom resources (as the
+server does) and treated as merge patches for built-ins; server-side apply
+(`application/apply-patch+yaml`) is treated as a merge patch that creates a
+missing object; there is no field ownership (managedFields) nor conflicts.
+Built-ins are not schema-validated; namespaces need not exist; `dryRun` and
+list `resourceVersion`/`resourceVersionMatch` parameters are ignored (a list is
+always served from the latest state; continue tokens are not snapshots).
+
 Private kmock API used (kmock is pinned to 0.8): `KubernetesEmulator._handle`,
 the `_serve_*` fallback methods it registers in `__attrs_post_init__`,
 `KubernetesScaffold._serve_apis/_serve_api/_serve_server_version`,
@@ -28,7 +37,6 @@ path parser fails on `/api/v1/namespaces`.
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import pathlib
@@ -42,7 +50,8 @@ import yaml
 from kmock._internal import apps, rendering
 from typing_extensions import override
 
-from tests.harness.requestlog import LoggedRequest, RequestLog, verb_of
+from tests.harness.faults import fault_matcher, fault_response
+from tests.harness.requestlog import LoggedRequest, RequestLog
 from tests.harness.resources import BUILTINS, ResourceType, from_crd
 from tests.harness.selectors import Selector, SelectorError
 from tests.harness.store import Store, api_error, json_patch, merge_patch, not_found
@@ -62,6 +71,7 @@ KUBERNETES_VERSION = {
 }
 _JSON_PATCH = "application/json-patch+json"
 _APPLY_PATCH = "application/apply-patch+yaml"
+_STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 
 
 @attrs.define(kw_only=True)
@@ -128,12 +138,33 @@ class Emulator(kmock.KubernetesEmulator):
 
     def list_objects(self, ref: str, namespace: str | None = None) -> list[Obj]:
         """Stored objects of a type (copies), optionally of one namespace."""
-        return self.store.list(self.resource_type(ref), Selector(namespace=namespace))
+        return self.store.select(self.resource_type(ref), Selector(namespace=namespace))
 
     def create_object(self, ref: str, obj: Obj) -> Obj:
         """Create an object as a client would (stamped, defaulted, validated), without HTTP."""
         namespace = (obj.get("metadata") or {}).get("namespace")
         return self.store.create(self.resource_type(ref), namespace, obj)
+
+    def patch_object(
+        self,
+        ref: str,
+        namespace: str | None,
+        name: str,
+        patch: Obj | list[Any],
+        *,
+        subresource: str | None = None,
+    ) -> Obj:
+        """Patch as another client would (a user editing the spec, ...), without HTTP.
+
+        A dict is a merge patch, a list a JSON patch; watchers see the change.
+        """
+        rtype = self.resource_type(ref)
+        change = _change_for(patch, rtype, name)
+        return self.store.update(rtype, namespace, name, change=change, subresource=subresource)
+
+    def delete_object(self, ref: str, namespace: str | None, name: str) -> Obj:
+        """Delete as another client would (finalizers respected), without HTTP."""
+        return self.store.delete(self.resource_type(ref), namespace, name)
 
     # watches and history ----------------------------------------------------
     @property
@@ -192,31 +223,12 @@ class Emulator(kmock.KubernetesEmulator):
         `verb` is the RBAC verb (get, list, watch, create, patch, update, delete);
         `resource` a plural or `plural.group`. The state is not touched.
         """
-        plural, _, group = (resource or "").partition(".")
-
-        def matches(req: rendering.Request) -> bool:
-            return (
-                (verb is None or verb_of(req) == verb)
-                and (not plural or (req.resource is not None and req.resource.plural == plural))
-                and (not group or (req.resource is not None and req.resource.group == group))
-                and (namespace is None or req.namespace == namespace)
-                and (name is None or req.name == name)
-                and (subresource is None or req.subresource == subresource)
-            )
-
-        body = {
-            "apiVersion": "v1",
-            "kind": "Status",
-            "metadata": {},
-            "status": "Failure",
-            "code": status,
-            "reason": reason or _REASONS.get(status, "InternalError"),
-            "message": message or f"injected {status}",
-            "details": {"retryAfterSeconds": retry_after} if retry_after is not None else {},
-        }
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        matches = fault_matcher(
+            verb=verb, resource=resource, namespace=namespace, name=name, subresource=subresource
+        )
+        response = fault_response(status, reason=reason, message=message, retry_after=retry_after)
         view = self[matches] if times is None else self[matches][:times]
-        view << kmock.Response(status=status, headers=headers, payload=body)
+        view << response
 
     # the HTTP side ----------------------------------------------------------
     @override
@@ -270,27 +282,23 @@ class Emulator(kmock.KubernetesEmulator):
                 return await self._serve_group(request)
             return await self._serve_version(request)
         rtype = self._rtype(request)
-        items = self.store.list(rtype, self._selector(request, rtype))
-        list_rv, start = str(self.store.rv), 0
-        if token := request.params.get("continue"):
-            list_rv, start = _decode_continue(token)
-            if int(list_rv) < self.store.compacted:
-                raise api_error(410, "Expired", "The provided continue parameter is too old")
-        limit = int(request.params.get("limit") or 0)
-        page = items[start : start + limit] if limit > 0 else items[start:]
-        meta: Obj = {"resourceVersion": list_rv}
-        if limit > 0 and start + limit < len(items):
-            meta["continue"] = _encode_continue(list_rv, start + limit)
-            meta["remainingItemCount"] = len(items) - start - limit
+        items, meta = self.store.page(
+            rtype,
+            self._selector(request, rtype),
+            limit=int(request.params.get("limit") or 0),
+            token=request.params.get("continue", ""),
+        )
         return {
             "apiVersion": rtype.api_version,
             "kind": f"{rtype.kind}List",
             "metadata": meta,
-            "items": page,
+            "items": items,
         }
 
     @override
-    async def _serve_watch(self, request: rendering.Request) -> rendering.Payload:
+    async def _serve_watch(  # type: ignore[override]  # a Response: headers + stream
+        self, request: rendering.Request
+    ) -> rendering.Payload:
         rtype = self._rtype(request)
         params = request.params
         timeout = params.get("timeoutSeconds")
@@ -308,7 +316,7 @@ class Emulator(kmock.KubernetesEmulator):
             timeout=float(timeout) if timeout else None,
             disconnected=disconnected,
         )
-        return kmock.Response(headers={"Content-Type": "application/json"}, payload=events)
+        return rendering.Response(headers={"Content-Type": "application/json"}, payload=events)
 
     @override
     async def _serve_fetch(self, request: rendering.Request) -> rendering.Payload:
@@ -322,7 +330,7 @@ class Emulator(kmock.KubernetesEmulator):
     async def _serve_create(self, request: rendering.Request) -> rendering.Payload:
         rtype = self._rtype(request)
         obj = self.store.create(rtype, request.namespace, request.data)
-        return kmock.Response(status=201, payload=obj)
+        return rendering.Response(status=201, payload=obj)
 
     @override
     async def _serve_update(self, request: rendering.Request) -> rendering.Payload:
@@ -332,15 +340,13 @@ class Emulator(kmock.KubernetesEmulator):
         if body is None and request.text:
             body = yaml.safe_load(request.text)  # apply patches may be YAML
         name = request.name or ""
-        change: Callable[[Obj], Obj]
-        if content_type == _JSON_PATCH or isinstance(body, list):
-            if not isinstance(body, list):
-                raise api_error(400, "BadRequest", "a JSON patch must be a list of operations")
-            change = lambda old: json_patch(old, body, rtype, name)  # noqa: E731
-        elif isinstance(body, dict):
-            change = lambda old: merge_patch(old, body)  # noqa: E731
-        else:
-            raise api_error(400, "BadRequest", "the patch is not a JSON object")
+        if content_type == _STRATEGIC_PATCH and rtype.schema is not None:
+            raise api_error(
+                415, "UnsupportedMediaType", "strategic merge patch is not supported for CRDs"
+            )
+        if content_type == _JSON_PATCH and not isinstance(body, list):
+            raise api_error(400, "BadRequest", "a JSON patch must be a list of operations")
+        change = _change_for(body, rtype, name)
         if content_type == _APPLY_PATCH and self.store.get(rtype, request.namespace, name) is None:
             return self.store.create(rtype, request.namespace, body)  # SSA creates, too
         return self.store.update(
@@ -369,33 +375,16 @@ class Emulator(kmock.KubernetesEmulator):
         return self.store.delete(rtype, request.namespace, request.name or "", options=options)
 
 
-_REASONS = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    409: "Conflict",
-    410: "Expired",
-    422: "Invalid",
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "ServiceUnavailable",
-}
+def _change_for(patch: Any, rtype: ResourceType, name: str) -> Callable[[Obj], Obj]:
+    """A list body is a JSON patch, a dict a merge patch (merge, strategic, apply)."""
+    if isinstance(patch, list):
+        return lambda old: json_patch(old, patch, rtype, name)
+    if isinstance(patch, dict):
+        return lambda old: merge_patch(old, patch)
+    raise api_error(400, "BadRequest", "the patch is not a JSON object or a JSON patch")
 
 
 @functools.lru_cache(maxsize=32)
 def _compile_crd(crd_json: str) -> tuple[ResourceType, ...]:
     """CEL compilation is slow (~0.1 s a CRD); tests install the same CRDs again and again."""
     return tuple(from_crd(json.loads(crd_json)))
-
-
-def _encode_continue(rv: str, start: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": start}).encode()).decode()
-
-
-def _decode_continue(token: str) -> tuple[str, int]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return str(data["rv"]), int(data["start"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise api_error(400, "BadRequest", "invalid continue token") from exc

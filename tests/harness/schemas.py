@@ -89,10 +89,10 @@ def to_json_schema(schema: Any) -> Any:
 def _format_checker() -> jsonschema.FormatChecker:
     checker = jsonschema.FormatChecker(formats=())
 
-    @checker.checks("date-time")
-    def _date_time(value: object) -> bool:
+    def date_time(value: object) -> bool:
         return not isinstance(value, str) or bool(_DATE_TIME.match(value))
 
+    checker.checks("date-time")(date_time)
     return checker
 
 
@@ -216,17 +216,17 @@ def _list_type_causes(value: Any, schema: Obj, path: list[Any]) -> Iterator[Caus
         kind = schema.get("x-kubernetes-list-type")
         seen: list[Any] = []
         for i, item in enumerate(value):
-            key: Any = item
+            identity: Any = item
             if kind == "map" and isinstance(item, dict):
-                key = {k: item.get(k) for k in schema.get("x-kubernetes-list-map-keys", [])}
+                identity = {k: item.get(k) for k in schema.get("x-kubernetes-list-map-keys", [])}
             if kind in {"map", "set"}:
-                if key in seen:
+                if identity in seen:
                     yield Cause(
                         field_path([*path, i]),
                         "FieldValueDuplicate",
-                        f"Duplicate value: {json.dumps(key)}",
+                        f"Duplicate value: {json.dumps(identity)}",
                     )
-                seen.append(key)
+                seen.append(identity)
             if isinstance(items, dict):
                 yield from _list_type_causes(item, items, [*path, i])
 

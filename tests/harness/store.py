@@ -23,9 +23,11 @@ forgets history, so watches from an older resourceVersion get 410 Gone.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import copy
 import datetime
+import json
 import secrets
 import string
 import uuid
@@ -115,6 +117,18 @@ def json_patch(target: Obj, ops: list[Any], rtype: ResourceType, name: str) -> O
     return result
 
 
+def _encode_continue(rv: str, start: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": start}).encode()).decode()
+
+
+def _decode_continue(token: str) -> tuple[str, int]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return str(data["rv"]), int(data["start"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise api_error(400, "BadRequest", "invalid continue token") from exc
+
+
 def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -147,9 +161,30 @@ class Store:
         obj = self.objects.get((rtype.key, namespace or "", name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, rtype: ResourceType, selector: Selector) -> list[Obj]:
+    def select(self, rtype: ResourceType, selector: Selector) -> list[Obj]:
         keys = sorted(k for k in self.objects if k[0] == rtype.key)
         return [copy.deepcopy(self.objects[k]) for k in keys if selector(self.objects[k])]
+
+    def page(
+        self, rtype: ResourceType, selector: Selector, *, limit: int, token: str
+    ) -> tuple[list[Obj], Obj]:
+        """One page of a LIST and its list metadata (`resourceVersion`, `continue`).
+
+        The token pins the first page's resourceVersion (410 once compacted), but
+        later pages are read from the current state, not from a snapshot.
+        """
+        items = self.select(rtype, selector)
+        list_rv, start = str(self.rv), 0
+        if token:
+            list_rv, start = _decode_continue(token)
+            if int(list_rv) < self.compacted:
+                raise api_error(410, "Expired", "The provided continue parameter is too old")
+        page = items[start : start + limit] if limit > 0 else items[start:]
+        meta: Obj = {"resourceVersion": list_rv}
+        if limit > 0 and start + limit < len(items):
+            meta["continue"] = _encode_continue(list_rv, start + limit)
+            meta["remainingItemCount"] = len(items) - start - limit
+        return page, meta
 
     def events_after(self, rv: int) -> list[Event]:
         start = bisect.bisect_right([e.rv for e in self.history], rv)

@@ -123,7 +123,7 @@ class WatchHub:
         try:
             if since in ("", "0"):
                 cursor = self.store.rv
-                for obj in self.store.list(rtype, selector):
+                for obj in self.store.select(rtype, selector):
                     yield {"type": "ADDED", "object": obj}
             elif not since.isdigit():
                 yield _bad_rv(since)

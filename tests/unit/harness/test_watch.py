@@ -156,3 +156,15 @@ async def test_kr8s_watch_works(widgets: Emulator, kube_api: Api) -> None:
         seen.append((event, obj.name, obj.metadata.resourceVersion))
         break
     assert seen == [("ADDED", "a", "1")]
+
+
+@pytest.mark.looptime
+async def test_stream_ends_when_the_client_goes_away(widgets: Emulator, kube_api: Api) -> None:
+    await make_widget(kube_api, "a")
+
+    events = await read_watch(kube_api, {}, count=1)  # the client hangs up after one event
+    assert summary(events) == [("ADDED", "a")]
+
+    async with asyncio.timeout(5):
+        while widgets.hub.open_streams:
+            await asyncio.sleep(0.1)

@@ -267,3 +267,39 @@ async def test_server_side_apply_is_treated_as_merge(widgets: Emulator, kube_api
     stored = widgets.get_object("widgets", "default", "a")
     assert stored is not None
     assert stored["metadata"]["generation"] == 2
+
+
+async def test_strategic_merge_patch_is_refused_for_custom_resources(
+    widgets: Emulator, kube_api: Api
+) -> None:
+    await make_widget(kube_api, "a")
+    async with kube_api.call_api(
+        "PATCH",
+        version="example.com/v1",
+        namespace="default",
+        url="widgets/a",
+        content=json.dumps({"spec": {"size": 2}}),
+        raise_for_status=False,
+        headers={"Content-Type": "application/strategic-merge-patch+json"},
+    ) as response:
+        assert response.status_code == 415
+
+
+async def test_direct_edits_act_like_another_client(widgets: Emulator, kube_api: Api) -> None:
+    obj = await make_widget(kube_api, "a")
+
+    edited = widgets.patch_object("widgets", "default", "a", {"spec": {"size": 7}})
+    assert edited["metadata"]["generation"] == 2
+    widgets.patch_object(
+        "widgets",
+        "default",
+        "a",
+        [{"op": "add", "path": "/status", "value": {"phase": "X"}}],
+        subresource="status",
+    )
+    await obj.refresh()
+    assert (obj.raw["spec"]["size"], obj.raw["status"]["phase"]) == (7, "X")
+    assert widgets.writes() == [widgets.requests[1]]  # only the create went over HTTP
+
+    widgets.delete_object("widgets", "default", "a")
+    assert not await obj.exists()
