@@ -145,6 +145,8 @@ def test_the_comparison_notices_a_default_that_differs() -> None:
 
 def test_generator_types_are_one_list() -> None:
     assert generator_types() == list(models.GENERATOR_TYPES) == ["http", "s3"]
+    statuses = (reasons.TRUE, reasons.FALSE, reasons.UNKNOWN)
+    assert typing.get_args(models.ConditionStatus) == statuses
 
 
 def test_the_crds_limits_are_the_validations() -> None:
