@@ -1,5 +1,5 @@
-"""The whole controller (Manager + wiring) in-process against the test API server,
-a real origin server and the real artifact server."""
+"""The whole controller (Manager + wiring) in-process against the Kubernetes API
+emulator (tests/harness), a real origin server and the real artifact server."""
 
 from __future__ import annotations
 
@@ -11,15 +11,13 @@ from typing import Any
 
 import attrs
 import pytest_asyncio
-from aiohttp import web
 
 from controller import wiring
 from controller.config import load_config
 from controller.runtime.keys import ObjectKey
 from controller.runtime.kube import KubeApis
 from controller.runtime.manager import Manager
-from tests.harness.apiserver import ApiServer
-from tests.integration.runtime.fakeapi import kubeconfig
+from tests.harness import Emulator, kubeconfig
 
 NS = "apps"
 
@@ -33,16 +31,26 @@ def free_port() -> int:
 
 @attrs.define
 class Controller:
-    api: ApiServer
+    api: Emulator
     manager: Manager
     artifact_base: str
     task: asyncio.Task[None] | None = None
 
     def source(self, name: str) -> dict[str, Any] | None:
-        return self.api.get("externalsources", NS, name)
+        return self.api.get_object("externalsources", NS, name)
 
     def artifact(self, name: str) -> dict[str, Any] | None:
-        return self.api.get("externalartifacts", NS, name)
+        return self.api.get_object("externalartifacts", NS, name)
+
+    def create(self, obj: dict[str, Any]) -> None:
+        """What `kubectl apply` does (validated against the CRD like a real API server)."""
+        self.api.create_object("externalsources", obj)
+
+    def patch(self, name: str, patch: dict[str, Any]) -> None:
+        self.api.patch_object("externalsources", NS, name, patch)
+
+    def delete(self, name: str) -> None:
+        self.api.delete_object("externalsources", NS, name)
 
     def enqueue(self, name: str) -> None:
         """What the interval timer does: hand the key to the workers now."""
@@ -60,24 +68,9 @@ class Controller:
         await self.wait_for(lambda: len(queue) == 0 and not queue.processing)
 
 
-@pytest_asyncio.fixture
-async def api_server() -> AsyncIterator[ApiServer]:
-    api = ApiServer()
-    runner = web.AppRunner(api.app(), handle_signals=False, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    api.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        yield api
-    finally:
-        api.close_watches()
-        await runner.cleanup()
-
-
 @contextlib.asynccontextmanager
 async def run_controller(
-    api: ApiServer, *flags: str, port: int | None = None
+    api: Emulator, *flags: str, port: int | None = None
 ) -> AsyncIterator[Controller]:
     port = port or free_port()
     config = load_config(
@@ -91,7 +84,7 @@ async def run_controller(
         {},
     )
     apis = await KubeApis.connect(
-        qps=1000, burst=1000, environ={}, url=api.url, kubeconfig=kubeconfig(api.url)
+        qps=1000, burst=1000, environ={}, url=str(api.url), kubeconfig=kubeconfig(str(api.url))
     )
     manager = Manager(settings=config.controller, apis=apis, environ={})
     try:
@@ -109,6 +102,6 @@ async def run_controller(
 
 
 @pytest_asyncio.fixture
-async def controller(api_server: ApiServer) -> AsyncIterator[Controller]:
-    async with run_controller(api_server, "--artifact-retention-ttl=1s") as ctl:
+async def controller(k8s: Emulator) -> AsyncIterator[Controller]:
+    async with run_controller(k8s, "--artifact-retention-ttl=1s") as ctl:
         yield ctl

@@ -10,7 +10,10 @@ import tarfile
 from typing import Any
 
 import aiohttp
+import pytest
 
+from controller.api.crd import load_crd
+from tests.harness import FLUX_CRD, run_emulator
 from tests.integration.conftest import NS, Controller, free_port, run_controller
 
 
@@ -68,7 +71,7 @@ async def test_source_becomes_ready_and_flux_can_consume_the_artifact(
     controller: Controller, origin: Any
 ) -> None:
     origin.set("/flags", body=b'{"beta": true}', etag='"v1"')
-    controller.api.create("externalsources", source("flags", origin.url("/flags")))
+    controller.create(source("flags", origin.url("/flags")))
     await controller.wait_for(ready(controller, "flags"))
 
     status = controller.source("flags")["status"]  # type: ignore[index]
@@ -96,10 +99,10 @@ async def test_source_becomes_ready_and_flux_can_consume_the_artifact(
 
 async def test_unchanged_origin_costs_no_api_write(controller: Controller, origin: Any) -> None:
     origin.set("/flags", body=b"{}", etag='"same"')
-    controller.api.create("externalsources", source("flags", origin.url("/flags")))
+    controller.create(source("flags", origin.url("/flags")))
     await controller.wait_for(ready(controller, "flags"))
     await controller.idle()
-    controller.api.requests.clear()
+    controller.api.clear_log()
     origin.clear_requests()
     for _ in range(5):
         controller.enqueue("flags")
@@ -112,7 +115,7 @@ async def test_new_content_publishes_a_new_revision_and_old_ones_expire(
     controller: Controller, origin: Any
 ) -> None:
     origin.set("/flags", body=b"one", etag='"1"')
-    controller.api.create("externalsources", source("flags", origin.url("/flags")))
+    controller.create(source("flags", origin.url("/flags")))
     await controller.wait_for(ready(controller, "flags"))
     first = dict(controller.source("flags")["status"]["artifact"])  # type: ignore[index]
 
@@ -143,7 +146,7 @@ async def test_origin_down_keeps_serving_the_last_good_artifact(
     controller: Controller, origin: Any
 ) -> None:
     origin.set("/flags", body=b"good", etag='"g"')
-    controller.api.create("externalsources", source("flags", origin.url("/flags")))
+    controller.create(source("flags", origin.url("/flags")))
     await controller.wait_for(ready(controller, "flags"))
     good = controller.source("flags")["status"]["artifact"]  # type: ignore[index]
 
@@ -163,37 +166,56 @@ async def test_origin_down_keeps_serving_the_last_good_artifact(
     await controller.wait_for(ready(controller, "flags"), timeout=15)
 
 
-async def test_invalid_spec_stalls_with_the_field(controller: Controller, origin: Any) -> None:
-    bad = source("bad", origin.url("/x"), interval="30s")  # the CRD's CEL rule bypassed
-    controller.api.create("externalsources", bad)
-    stalled = await controller.wait_for(
-        lambda: (
-            (c := condition(controller.source("bad"), "Stalled")) and c["status"] == "True" and c
+def without_cel_rules(schema: Any) -> Any:
+    """The CRD as an API server that skips x-kubernetes-validations would apply it."""
+    if isinstance(schema, dict):
+        return {
+            k: without_cel_rules(v) for k, v in schema.items() if k != "x-kubernetes-validations"
+        }
+    if isinstance(schema, list):
+        return [without_cel_rules(v) for v in schema]
+    return schema
+
+
+async def test_crd_rejects_a_short_interval_like_a_real_api_server(
+    controller: Controller, origin: Any
+) -> None:
+    with pytest.raises(Exception, match=r"spec\.interval"):
+        controller.create(source("bad", origin.url("/x"), interval="30s"))
+
+
+async def test_invalid_spec_stalls_with_the_field_when_the_crd_rule_is_bypassed(
+    origin: Any,
+) -> None:
+    crds = [without_cel_rules(load_crd()), FLUX_CRD]
+    async with run_emulator(crds=crds) as k8s, run_controller(k8s) as ctl:
+        ctl.create(source("bad", origin.url("/x"), interval="30s"))
+        stalled = await ctl.wait_for(
+            lambda: (c := condition(ctl.source("bad"), "Stalled")) and c["status"] == "True" and c
         )
-    )
-    assert "spec.interval" in stalled["message"]
-    assert controller.artifact("bad") is None
+        assert stalled["reason"] == "InvalidSpec"
+        assert "spec.interval" in stalled["message"]
+        assert ctl.artifact("bad") is None
+        assert origin.requests == []
 
 
 async def test_requested_reconcile_and_suspend(controller: Controller, origin: Any) -> None:
     origin.set("/flags", body=b"a", etag='"a"')
-    controller.api.create("externalsources", source("flags", origin.url("/flags")))
+    controller.create(source("flags", origin.url("/flags")))
     await controller.wait_for(ready(controller, "flags"))
-    controller.api.patch(
-        "externalsources",
-        NS,
+    controller.patch(
         "flags",
         {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now-1"}}},
     )
     await controller.wait_for(
         lambda: controller.source("flags")["status"].get("lastHandledReconcileAt") == "now-1"  # type: ignore[index]
     )
-    controller.api.patch("externalsources", NS, "flags", {"spec": {"suspend": True}})
+    controller.patch("flags", {"spec": {"suspend": True}})
     sources = controller.manager.sources
     await controller.wait_for(lambda: sources.get((NS, "flags"))["spec"].get("suspend"))  # type: ignore[index]
     await controller.idle()
     origin.set("/flags", body=b"b", etag='"b"')
-    controller.api.requests.clear()
+    controller.api.clear_log()
     controller.enqueue("flags")
     await controller.idle()
     assert controller.api.writes() == []
@@ -203,26 +225,24 @@ async def test_delete_removes_artifacts_and_the_external_artifact(
     controller: Controller, origin: Any
 ) -> None:
     origin.set("/flags", body=b"x", etag='"x"')
-    controller.api.create("externalsources", source("flags", origin.url("/flags")))
+    controller.create(source("flags", origin.url("/flags")))
     await controller.wait_for(ready(controller, "flags"))
     url = controller.source("flags")["status"]["artifact"]["url"]  # type: ignore[index]
-    controller.api.delete("externalsources", NS, "flags")
+    controller.delete("flags")
     await controller.wait_for(lambda: controller.source("flags") is None)
     assert controller.artifact("flags") is None
     assert (await download(url))[0] == 404
 
 
-async def test_restart_with_memory_storage_rebuilds_the_artifact(
-    api_server: Any, origin: Any
-) -> None:
+async def test_restart_with_memory_storage_rebuilds_the_artifact(k8s: Any, origin: Any) -> None:
     origin.set("/flags", body=b"kept", etag='"k"')
     port = free_port()
-    async with run_controller(api_server, port=port) as ctl:
-        api_server.create("externalsources", source("flags", origin.url("/flags")))
+    async with run_controller(k8s, port=port) as ctl:
+        ctl.create(source("flags", origin.url("/flags")))
         await ctl.wait_for(ready(ctl, "flags"))
         artifact = ctl.source("flags")["status"]["artifact"]  # type: ignore[index]
     seen = len(origin.requests_for("/flags"))
-    async with run_controller(api_server, port=port) as ctl:
+    async with run_controller(k8s, port=port) as ctl:
         # the ETag is unchanged, but the artifact is gone from memory: a full GET rebuilds it
         await ctl.wait_for(
             lambda: any(r.method == "GET" for r in origin.requests_for("/flags")[seen:])

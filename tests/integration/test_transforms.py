@@ -16,7 +16,7 @@ TO_CONFIGMAP = (
 
 
 async def test_post_request_jq_hook_publishes_the_transformed_content(
-    api_server: Any, origin: Any, hooks_sidecar: SidecarProcess
+    k8s: Any, origin: Any, hooks_sidecar: SidecarProcess
 ) -> None:
     origin.set(
         "/flags",
@@ -28,7 +28,7 @@ async def test_post_request_jq_hook_publishes_the_transformed_content(
         f"--hooks-endpoint={hooks_sidecar.url}",
         f"--hooks-token-file={hooks_sidecar.token_file}",
     )
-    async with run_controller(api_server, *flags) as ctl:
+    async with run_controller(k8s, *flags) as ctl:
         spec = {
             "destinationPath": "flags/configmap.json",
             "hooks": {
@@ -37,7 +37,7 @@ async def test_post_request_jq_hook_publishes_the_transformed_content(
                 ]
             },
         }
-        api_server.create("externalsources", source("flags", origin.url("/flags"), **spec))
+        ctl.create(source("flags", origin.url("/flags"), **spec))
         await ctl.wait_for(ready(ctl, "flags"))
         artifact = ctl.source("flags")["status"]["artifact"]  # type: ignore[index]
         _, blob = await download(artifact["url"])
@@ -51,7 +51,7 @@ async def test_post_request_jq_hook_publishes_the_transformed_content(
 
 
 async def test_hook_not_in_the_whitelist_stalls_and_publishes_nothing(
-    api_server: Any, origin: Any, hooks_sidecar: SidecarProcess
+    k8s: Any, origin: Any, hooks_sidecar: SidecarProcess
 ) -> None:
     origin.set("/flags", body=b"{}", etag='"v1"')
     flags = (
@@ -59,11 +59,11 @@ async def test_hook_not_in_the_whitelist_stalls_and_publishes_nothing(
         f"--hooks-endpoint={hooks_sidecar.url}",
         f"--hooks-token-file={hooks_sidecar.token_file}",
     )
-    async with run_controller(api_server, *flags) as ctl:
+    async with run_controller(k8s, *flags) as ctl:
         spec = {
             "hooks": {"postRequest": [{"name": "shell", "command": "sh", "args": ["-c", "id"]}]}
         }
-        api_server.create("externalsources", source("bad", origin.url("/flags"), **spec))
+        ctl.create(source("bad", origin.url("/flags"), **spec))
         stalled = await ctl.wait_for(
             lambda: (c := condition(ctl.source("bad"), "Stalled")) and c["status"] == "True" and c
         )
@@ -72,26 +72,26 @@ async def test_hook_not_in_the_whitelist_stalls_and_publishes_nothing(
         assert ctl.artifact("bad") is None
 
 
-async def test_cel_transform_filters_the_data(api_server: Any, origin: Any) -> None:
+async def test_cel_transform_filters_the_data(k8s: Any, origin: Any) -> None:
     origin.set(
         "/items",
         body=b'{"items": [{"n": "a", "on": true}, {"n": "b", "on": false}]}',
         etag='"v1"',
     )
-    async with run_controller(api_server) as ctl:
+    async with run_controller(k8s) as ctl:
         spec = {"transform": {"cel": "data.items.filter(i, i.on).map(i, i.n)"}}
-        api_server.create("externalsources", source("cel", origin.url("/items"), **spec))
+        ctl.create(source("cel", origin.url("/items"), **spec))
         await ctl.wait_for(ready(ctl, "cel"), timeout=20)
         artifact = ctl.source("cel")["status"]["artifact"]  # type: ignore[index]
         _, blob = await download(artifact["url"])
         assert json.loads(extract_like_flux(blob, artifact["digest"])["flags/data.json"]) == ["a"]
 
 
-async def test_invalid_cel_expression_stalls(api_server: Any, origin: Any) -> None:
+async def test_invalid_cel_expression_stalls(k8s: Any, origin: Any) -> None:
     origin.set("/items", body=b"{}", etag='"v1"')
-    async with run_controller(api_server) as ctl:
+    async with run_controller(k8s) as ctl:
         spec = {"transform": {"cel": "data.items.filter(i, "}}
-        api_server.create("externalsources", source("cel", origin.url("/items"), **spec))
+        ctl.create(source("cel", origin.url("/items"), **spec))
         stalled = await ctl.wait_for(
             lambda: (c := condition(ctl.source("cel"), "Stalled")) and c["status"] == "True" and c
         )

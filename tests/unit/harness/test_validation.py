@@ -111,7 +111,7 @@ def source(interval: str, **spec: Any) -> dict[str, Any]:
 async def test_external_source_crd_rules(k8s: Emulator, kube_api: Api) -> None:
     with pytest.raises(kr8s.ServerError) as err:
         await ExternalSource(source("30s"), api=kube_api).create()
-    assert causes(err) == {"spec": "FieldValueInvalid"}
+    assert causes(err) == {"spec.interval": "FieldValueInvalid"}  # the rule's fieldPath
     assert "interval must be at least 1m" in err.value.status["message"]
 
     obj = ExternalSource(source("5m"), api=kube_api)
