@@ -20,6 +20,7 @@ import yaml
 
 from controller.api import reasons
 from controller.api.validation import Problem, validate_source
+from controller.localmode import register_fetch
 from hooks.cel import compile_transform
 from hooks.spec import HookError
 
@@ -121,7 +122,7 @@ def register_validate(subparsers: Subparsers) -> None:
     parser.set_defaults(run=run_validate)
 
 
-COMMANDS: tuple[Callable[[Subparsers], None], ...] = (register_validate,)
+COMMANDS: tuple[Callable[[Subparsers], None], ...] = (register_validate, register_fetch)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,8 +12,8 @@ though its spec did not.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
 import structlog
@@ -33,6 +33,7 @@ from hooks.runner import HookRunner
 from hooks.whitelist_manager import WhitelistManager
 from storage.backend import StorageError
 from storage.factory import create_backend
+from storage.metrics import InstrumentedBackend
 from storage.s3 import S3Backend
 from storage.server import ArtifactServer
 
@@ -45,12 +46,7 @@ async def build(config: Config, manager: Manager) -> AsyncIterator[Wiring]:
     if problems:
         raise StartupError("; ".join(problems))
     kube = KubeClient(manager.api)
-    try:
-        storage = create_backend(config.storage, s3=config.s3)
-        if isinstance(storage.inner, S3Backend):
-            await storage.inner.check()  # one clear line if the bucket is unreachable
-    except StorageError as exc:
-        raise StartupError(exc.message) from exc
+    storage = await _open_storage(config)
     generators = {t: registry.create(t, config.generators) for t in registry.supported_types()}
     hooks = config.hooks
     whitelist = None
@@ -82,42 +78,13 @@ async def build(config: Config, manager: Manager) -> AsyncIterator[Wiring]:
     )
     host, port = config.storage.listen_address()
     server = ArtifactServer(storage, host=host, port=port)
-
-    @contextlib.asynccontextmanager
-    async def artifact_server() -> AsyncIterator[Any]:
-        async with server:
-            server.set_serving(True)
-            try:
-                yield server
-            finally:
-                server.set_serving(False)
-
-    @contextlib.asynccontextmanager
-    async def whitelist_watch() -> AsyncIterator[Any]:
-        if whitelist is None:
-            yield None
-            return
-
-        async def requeue_on_change(watched: WhitelistManager) -> None:
-            seen = watched.generation
-            while True:
-                await anyio.sleep(watched.reload_interval)
-                if watched.generation != seen:
-                    seen = watched.generation
-                    log.info("hook whitelist changed; requeueing every source")
-                    for obj in manager.sources.list():
-                        manager.queue.add(key_of(obj))
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(whitelist.run)
-            tg.start_soon(requeue_on_change, whitelist)
-            yield whitelist
-            tg.cancel_scope.cancel()
-
     try:
         yield Wiring(
             reconcile=reconciler.reconcile,
-            leader_services=(artifact_server, whitelist_watch),
+            leader_services=(
+                functools.partial(_serve_artifacts, server),
+                functools.partial(_watch_whitelist, whitelist, manager),
+            ),
             readiness_checks={"artifact-server": lambda: server.serving or not manager.is_leader},
         )
     finally:
@@ -126,3 +93,50 @@ async def build(config: Config, manager: Manager) -> AsyncIterator[Wiring]:
         await executor.aclose()
         await events.aclose()
         await storage.aclose()
+
+
+async def _open_storage(config: Config) -> InstrumentedBackend:
+    """The configured backend; an unusable one (e.g. an unreachable bucket) stops start-up."""
+    try:
+        storage = create_backend(config.storage, s3=config.s3)
+        if isinstance(storage.inner, S3Backend):
+            await storage.inner.check()
+    except StorageError as exc:
+        raise StartupError(exc.message) from exc
+    return storage
+
+
+@contextlib.asynccontextmanager
+async def _serve_artifacts(server: ArtifactServer) -> AsyncIterator[ArtifactServer]:
+    async with server:
+        server.set_serving(True)
+        try:
+            yield server
+        finally:
+            server.set_serving(False)
+
+
+@contextlib.asynccontextmanager
+async def _watch_whitelist(
+    whitelist: WhitelistManager | None, manager: Manager
+) -> AsyncIterator[WhitelistManager | None]:
+    """Reload the whitelist; when it changes, requeue every source (HookNotAllowed stalls)."""
+    if whitelist is None:
+        yield None
+        return
+
+    async def requeue_on_change() -> None:
+        seen = whitelist.generation
+        while True:
+            await anyio.sleep(whitelist.reload_interval)
+            if whitelist.generation != seen:
+                seen = whitelist.generation
+                log.info("hook whitelist changed; requeueing every source")
+                for obj in manager.sources.list():
+                    manager.queue.add(key_of(obj))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(whitelist.run)
+        tg.start_soon(requeue_on_change)
+        yield whitelist
+        tg.cancel_scope.cancel()
