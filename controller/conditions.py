@@ -11,6 +11,8 @@ import datetime
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from controller.api import reasons as r
+
 Condition = dict[str, Any]
 
 
@@ -76,18 +78,58 @@ def same(a: Sequence[Condition], b: Sequence[Condition]) -> bool:
     return strip(a) == strip(b)
 
 
+#: progress conditions the seed asks for; present only while that phase runs on a change path
+PHASES = (r.FETCHING, r.EXECUTING_HOOKS, r.STORING)
 # Ready first, then the kstatus pair, then the rest: the order `kubectl describe` shows.
-_ORDER = (
-    "Ready",
-    "Reconciling",
-    "Stalled",
-    "ArtifactInStorage",
-    "Fetching",
-    "ExecutingHooks",
-    "Storing",
-)
+_ORDER = (r.READY, r.RECONCILING, r.STALLED, r.ARTIFACT_IN_STORAGE, *PHASES)
 
 
 def _order(cond: Condition) -> int:
     t = cond.get("type")
     return _ORDER.index(t) if t in _ORDER else len(_ORDER)
+
+
+# The three transitions the reconciler makes, as kstatus and Flux expect them.
+
+
+def progressing(conditions: Sequence[Condition], *, phase: str, generation: int) -> list[Condition]:
+    """Work under way on a change path: Ready Unknown, Reconciling True, the phase True."""
+    message = f"{phase} in progress"
+    result = remove(conditions, *PHASES)
+    for type_, status in ((r.READY, "Unknown"), (r.RECONCILING, "True"), (phase, "True")):
+        result = set_condition(
+            result, type_=type_, status=status, reason=r.PROGRESSING, message=message,
+            generation=generation,
+        )  # fmt: skip
+    return result
+
+
+def succeeded(conditions: Sequence[Condition], *, message: str, generation: int) -> list[Condition]:
+    """Ready and ArtifactInStorage True; progress and failure conditions gone."""
+    result = remove(conditions, r.RECONCILING, r.STALLED, *PHASES)
+    for type_ in (r.READY, r.ARTIFACT_IN_STORAGE):
+        result = set_condition(
+            result, type_=type_, status="True", reason=r.SUCCEEDED, message=message,
+            generation=generation,
+        )  # fmt: skip
+    return result
+
+
+def failed(
+    conditions: Sequence[Condition], *, reason: str, message: str, transient: bool, generation: int
+) -> list[Condition]:
+    """Ready False; transient → Reconciling/ProgressingWithRetry, otherwise Stalled."""
+    result = remove(conditions, *PHASES, r.STALLED if transient else r.RECONCILING)
+    result = set_condition(
+        result, type_=r.READY, status="False", reason=reason, message=message,
+        generation=generation,
+    )  # fmt: skip
+    if transient:
+        return set_condition(
+            result, type_=r.RECONCILING, status="True", reason=r.PROGRESSING_WITH_RETRY,
+            message=message, generation=generation,
+        )  # fmt: skip
+    return set_condition(
+        result, type_=r.STALLED, status="True", reason=reason, message=message,
+        generation=generation,
+    )  # fmt: skip

@@ -60,7 +60,6 @@ from storage.retention import collect_garbage, delete_source
 log = structlog.get_logger(__name__)
 
 PipelineError = FetchError | StorageError | HookError | ApiError | SecretNotFoundError
-_PHASES = (reasons.FETCHING, reasons.EXECUTING_HOOKS, reasons.STORING)
 
 
 @attrs.frozen
@@ -245,22 +244,7 @@ class Reconciler:
 
         async def progress(phase: str) -> None:
             nonlocal conditions
-            conditions = cond.set_condition(
-                conditions,
-                type_=reasons.RECONCILING,
-                status="True",
-                reason=reasons.PROGRESSING,
-                message=f"{phase} in progress",
-                generation=generation,
-            )
-            conditions = cond.set_condition(
-                cond.remove(conditions, *_PHASES),
-                type_=phase,
-                status="True",
-                reason=reasons.PROGRESSING,
-                message=f"{phase} in progress",
-                generation=generation,
-            )
+            conditions = cond.progressing(conditions, phase=phase, generation=generation)
             await self._patch_status(obj, {"conditions": conditions})
 
         if not fast:
@@ -282,23 +266,10 @@ class Reconciler:
         with produced.artifact.file:
             artifact = await self._store(obj, produced, published=published, present=present)
         ea = await self._children.sync(obj, artifact)
-        final = cond.remove(conditions, reasons.RECONCILING, reasons.STALLED, *_PHASES)
-        final = cond.set_condition(
-            final,
-            type_=reasons.READY,
-            status="True",
-            reason=reasons.SUCCEEDED,
-            message=f"stored artifact for revision '{artifact['revision']}'",
-            generation=generation,
-        )
-        final = cond.set_condition(
-            final,
-            type_=reasons.ARTIFACT_IN_STORAGE,
-            status="True",
-            reason=reasons.SUCCEEDED,
-            message=f"stored artifact for revision '{artifact['revision']}'",
-            generation=generation,
-        )
+        message = f"stored artifact for revision '{artifact['revision']}'"
+        if _insecure(spec):
+            message += "; WARNING: TLS verification is disabled (insecureSkipVerify)"
+        final = cond.succeeded(conditions, message=message, generation=generation)
         new_status: dict[str, Any] = {
             "observedGeneration": generation,
             "conditions": final,
@@ -318,6 +289,10 @@ class Reconciler:
             )
             await self._events.normal(
                 ea, reason=reasons.NEW_ARTIFACT, message=message, revision=artifact["revision"]
+            )
+        if _insecure(spec):
+            await self._events.warning(
+                obj, reason="InsecureSkipVerify", message="TLS verification is disabled"
             )
         return "success", Result(requeue_after=self._next_run(interval))
 
@@ -376,35 +351,13 @@ class Reconciler:
     ) -> None:
         meta, status = obj["metadata"], obj.get("status") or {}
         generation = meta.get("generation", 1)
-        conditions = cond.remove(status.get("conditions") or [], *_PHASES)
-        conditions = cond.set_condition(
-            conditions,
-            type_=reasons.READY,
-            status="False",
+        conditions = cond.failed(
+            status.get("conditions") or [],
             reason=reason,
             message=message,
+            transient=transient,
             generation=generation,
         )
-        if transient:
-            conditions = cond.remove(conditions, reasons.STALLED)
-            conditions = cond.set_condition(
-                conditions,
-                type_=reasons.RECONCILING,
-                status="True",
-                reason=reasons.PROGRESSING_WITH_RETRY,
-                message=message,
-                generation=generation,
-            )
-        else:
-            conditions = cond.remove(conditions, reasons.RECONCILING)
-            conditions = cond.set_condition(
-                conditions,
-                type_=reasons.STALLED,
-                status="True",
-                reason=reason,
-                message=message,
-                generation=generation,
-            )
         log.warning("reconcile failed", reason=reason, error=message, transient=transient)
         metrics.SOURCE_READY.labels(meta["namespace"], meta["name"]).set(0)
         try:
@@ -478,6 +431,11 @@ class Reconciler:
     def _next_run(self, interval: float) -> float:
         spread = self._settings.interval_jitter_percentage / 100.0
         return interval * (1 + random.uniform(-spread, spread))  # noqa: S311 - scheduling jitter
+
+
+def _insecure(spec: Mapping[str, Any]) -> bool:
+    generator = spec.get("generator") or {}
+    return bool((generator.get(generator.get("type")) or {}).get("insecureSkipVerify"))
 
 
 def _artifact_metadata(produced: Produced) -> dict[str, str]:

@@ -97,6 +97,26 @@ async def test_source_becomes_ready_and_flux_can_consume_the_artifact(
     assert extract_like_flux(blob, artifact["digest"]) == {"flags/data.json": b'{"beta": true}'}
 
 
+async def test_a_change_path_shows_progress_then_one_final_status(
+    controller: Controller, origin: Any
+) -> None:
+    origin.set("/flags", body=b"{}", etag='"v1"')
+    controller.create(source("flags", origin.url("/flags")))
+    await controller.wait_for(ready(controller, "flags"))
+    status_patches = [
+        w.body["status"]
+        for w in controller.api.writes()
+        if w.resource == "externalsources" and w.subresource == "status"
+    ]
+    assert len(status_patches) == 2  # one progress patch, one final patch
+    progress = {c["type"]: c for c in status_patches[0]["conditions"]}
+    assert progress["Fetching"]["status"] == "True"
+    assert progress["Reconciling"]["reason"] == "Progressing"
+    assert progress["Ready"]["status"] == "Unknown"
+    final = {c["type"] for c in controller.source("flags")["status"]["conditions"]}  # type: ignore[index]
+    assert final == {"Ready", "ArtifactInStorage"}
+
+
 async def test_unchanged_origin_costs_no_api_write(controller: Controller, origin: Any) -> None:
     origin.set("/flags", body=b"{}", etag='"same"')
     controller.create(source("flags", origin.url("/flags")))
