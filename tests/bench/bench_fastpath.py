@@ -20,51 +20,44 @@ import asyncio
 import json
 import sys
 import time
+import types
 from typing import Any
 
-from aiohttp import web
-
 from tests.bench.machine import describe_machine, replace_section
-from tests.harness.apiserver import ApiServer
+from tests.fixtures.origin import OriginServer
+from tests.harness import run_emulator
 from tests.integration.conftest import NS, run_controller
 
 
 async def serve(count: int) -> None:
-    """Child: API server + origin; commands on stdin ("writes"), answers on stdout."""
-    from tests.fixtures.origin import OriginServer  # noqa: PLC0415
-
+    """Child: API emulator + origin; commands on stdin ("writes", "clear"), answers on stdout."""
     origin = OriginServer()
     await origin.start()
     origin.set("/data", body=b'{"flags": {"beta": true}}', etag='"v1"')
-    api = ApiServer()
-    runner = web.AppRunner(api.app(), handle_signals=False, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    api.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    for i in range(count):
-        api.create(
-            "externalsources",
-            {
-                "apiVersion": "source.flux.oddkin.co/v1alpha1",
-                "kind": "ExternalSource",
-                "metadata": {"name": f"s{i}", "namespace": NS},
-                "spec": {
-                    "interval": "10m",
-                    "generator": {"type": "http", "http": {"url": origin.url("/data")}},
+    async with run_emulator() as api:
+        for i in range(count):
+            api.create_object(
+                "externalsources",
+                {
+                    "apiVersion": "source.flux.oddkin.co/v1alpha1",
+                    "kind": "ExternalSource",
+                    "metadata": {"name": f"s{i}", "namespace": NS},
+                    "spec": {
+                        "interval": "10m",
+                        "generator": {"type": "http", "http": {"url": origin.url("/data")}},
+                    },
                 },
-            },
-        )
-    print(json.dumps({"url": api.url}), flush=True)
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while line := await reader.readline():
-        if line.strip() == b"writes":
-            print(json.dumps({"writes": len(api.writes())}), flush=True)
-        elif line.strip() == b"clear":
-            api.requests.clear()
-            print(json.dumps({"ok": True}), flush=True)
-    await runner.cleanup()
+            )
+        print(json.dumps({"url": str(api.url)}), flush=True)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while line := await reader.readline():
+            if line.strip() == b"writes":
+                print(json.dumps({"writes": len(api.writes())}), flush=True)
+            elif line.strip() == b"clear":
+                api.clear_log()
+                print(json.dumps({"ok": True}), flush=True)
     await origin.close()
 
 
@@ -100,10 +93,9 @@ async def measure(count: int, rounds: int) -> dict[str, float]:
     peer = Peer(proc)
     assert proc.stdout
     url = json.loads(await proc.stdout.readline())["url"]
-    api = ApiServer()
-    api.url = url
     started = time.perf_counter()
-    async with run_controller(api, "--log-level=error") as ctl:
+    remote = types.SimpleNamespace(url=url)  # the emulator runs in the child process
+    async with run_controller(remote, "--log-level=error") as ctl:  # type: ignore[arg-type]
         sources = ctl.manager.sources
         await ctl.wait_for(
             lambda: (
