@@ -1,0 +1,119 @@
+"""What users see around a reconcile: events (Kubernetes and Flux's notification format),
+metrics series and the ArtifactConflict refusal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+from aiohttp import web
+from prometheus_client import REGISTRY
+
+from tests.integration.conftest import NS, run_controller
+from tests.integration.test_reconcile import condition, ready, source
+
+
+@pytest_asyncio.fixture
+async def notification_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """A stand-in for Flux's notification-controller: records every event POSTed to it."""
+    received: list[dict[str, Any]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/", received
+    finally:
+        await runner.cleanup()
+
+
+def events(k8s: Any, reason: str) -> list[dict[str, Any]]:
+    return [e for e in k8s.list_objects("v1/events", NS) if e["reason"] == reason]
+
+
+async def test_new_artifact_events_reach_kubernetes_and_flux(
+    k8s: Any, origin: Any, notification_receiver: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = notification_receiver
+    origin.set("/flags", body=b"{}", etag='"v1"')
+    async with run_controller(k8s, f"--events-addr={url}") as ctl:
+        ctl.create(source("flags", origin.url("/flags")))
+        await ctl.wait_for(ready(ctl, "flags"))
+        revision = ctl.source("flags")["status"]["artifact"]["revision"]  # type: ignore[index]
+        await ctl.wait_for(lambda: len(received) == 2)
+    kinds = {e["involvedObject"]["kind"] for e in events(k8s, "NewArtifact")}
+    assert kinds == {"ExternalSource", "ExternalArtifact"}
+    assert all(revision in e["message"] for e in events(k8s, "NewArtifact"))
+    assert {e["involvedObject"]["kind"] for e in received} == {"ExternalSource", "ExternalArtifact"}
+    assert all(e["severity"] == "info" and e["reason"] == "NewArtifact" for e in received)
+    assert all(e["metadata"]["revision"] == revision for e in received)
+
+
+async def test_a_repeated_failure_is_one_warning_not_one_per_retry(k8s: Any, origin: Any) -> None:
+    origin.set("/flags", body=b"{}", etag='"v1"')
+    origin.mode("/flags", status=503)
+    async with run_controller(k8s, "--min-retry-delay=50ms") as ctl:
+        ctl.create(source("flags", origin.url("/flags")))
+        await ctl.wait_for(lambda: len(origin.requests_for("/flags")) >= 4)
+        failed = condition(ctl.source("flags"), "Ready")
+    assert failed is not None
+    assert failed["status"] == "False"
+    warnings = [e for e in k8s.list_objects("v1/events", NS) if e["type"] == "Warning"]
+    assert len(warnings) == 1
+    assert "503" in warnings[0]["message"]
+
+
+async def test_a_deleted_source_leaves_no_metric_series(k8s: Any, origin: Any) -> None:
+    origin.set("/gone", body=b"{}", etag='"v1"')
+    labels = {"kind": "ExternalSource", "name": "gone", "namespace": NS}
+    async with run_controller(k8s) as ctl:
+        ctl.create(source("gone", origin.url("/gone")))
+        await ctl.wait_for(ready(ctl, "gone"))
+        await ctl.idle()  # metrics are observed when the reconcile returns
+        assert REGISTRY.get_sample_value("gotk_reconcile_duration_seconds_count", labels)
+        assert (
+            REGISTRY.get_sample_value("externalsource_ready", {"namespace": NS, "name": "gone"})
+            == 1
+        )
+        ctl.delete("gone")
+        await ctl.wait_for(lambda: ctl.source("gone") is None)
+        await ctl.idle()
+    assert REGISTRY.get_sample_value("gotk_reconcile_duration_seconds_count", labels) is None
+    assert (
+        REGISTRY.get_sample_value("externalsource_ready", {"namespace": NS, "name": "gone"}) is None
+    )
+
+
+async def test_a_foreign_external_artifact_is_left_alone(k8s: Any, origin: Any) -> None:
+    origin.set("/flags", body=b"{}", etag='"v1"')
+    foreign = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "ExternalArtifact",
+        "metadata": {"name": "taken", "namespace": NS, "labels": {"owner": "someone-else"}},
+        "spec": {"sourceRef": {"kind": "Other", "name": "x"}},
+    }
+    k8s.create_object("externalartifacts", foreign)
+    async with run_controller(k8s) as ctl:
+        ctl.create(source("taken", origin.url("/flags")))
+        refused = await ctl.wait_for(
+            lambda: (
+                (c := condition(ctl.source("taken"), "Ready"))
+                and c["reason"] == "ArtifactConflict"
+                and c
+            )
+        )
+        assert refused["status"] == "False"
+        ea = ctl.artifact("taken")
+    assert ea is not None
+    assert ea["spec"] == foreign["spec"]
+    assert ea["metadata"]["labels"] == {"owner": "someone-else"}
+    assert not ea["metadata"].get("ownerReferences")
+    assert "status" not in ea or not ea["status"].get("artifact")
