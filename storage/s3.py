@@ -215,6 +215,9 @@ class S3Backend(StorageBackend):
                 **keys,
             )
         )
+        # botocore asks for `Expect: 100-continue` on uploads and aiohttp then waits for the
+        # interim answer with no timeout at all: a hung server would hang every upload.
+        client.meta.events.register_last("before-call.s3", _no_expect_continue)
         self._credentials = credentials
         return client
 
@@ -222,3 +225,8 @@ class S3Backend(StorageBackend):
         return s3_errors.classify(
             exc, operation=operation, bucket=self._bucket, endpoint=self._endpoint
         )
+
+
+def _no_expect_continue(params: dict[str, Any], **_: Any) -> None:
+    """Drop the `Expect: 100-continue` botocore adds to uploads (see `_new_client`)."""
+    params.get("headers", {}).pop("Expect", None)
