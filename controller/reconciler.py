@@ -171,7 +171,14 @@ class Reconciler:
         with structlog.contextvars.bound_contextvars(
             namespace=namespace, name=name, reconcile_id=uuid.uuid4().hex[:12]
         ):
-            label, result = await self._reconcile(key)
+            try:
+                label, result = await self._reconcile(key)
+            except ApiError as err:  # finalizer writes; the pipeline's own errors are handled
+                if err.status == 404:  # deleted under us (a stale cache entry): nothing to do
+                    label, result = "deleted", Result()
+                else:
+                    log.warning("kubernetes API error", error=err.message)
+                    label, result = "error", Result(retry=True)
         seconds = time.perf_counter() - started
         if label == "deleted":
             metrics.forget(namespace=namespace, name=name)

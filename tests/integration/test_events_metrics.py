@@ -10,6 +10,17 @@ import pytest_asyncio
 from aiohttp import web
 from prometheus_client import REGISTRY
 
+from controller.api.reasons import FINALIZER
+from controller.events import EventRecorder
+from controller.fetchrequest import ApiSecretReader
+from controller.reconciler import Reconciler, ReconcilerSettings
+from controller.resources import KubeClient
+from controller.runtime.keys import ObjectKey
+from controller.runtime.worker import Result
+from hooks.executor import LocalExecutor
+from hooks.runner import HookRunner
+from hooks.whitelist import Whitelist
+from storage.memory import MemoryBackend
 from tests.integration.conftest import NS, run_controller
 from tests.integration.test_reconcile import condition, ready, source
 
@@ -117,3 +128,30 @@ async def test_a_foreign_external_artifact_is_left_alone(k8s: Any, origin: Any) 
     assert ea["metadata"]["labels"] == {"owner": "someone-else"}
     assert not ea["metadata"].get("ownerReferences")
     assert "status" not in ea or not ea["status"].get("artifact")
+
+
+async def test_a_stale_cache_entry_of_a_deleted_source_ends_quietly(
+    k8s: Any, kube_api: Any
+) -> None:
+    """The watch lags: the cache still shows a deleting source the API server already removed."""
+    stale = source("gone", "http://127.0.0.1:9/unused")
+    stale["metadata"] |= {
+        "uid": "0a0a0a0a",
+        "resourceVersion": "1",
+        "deletionTimestamp": "2026-01-01T00:00:00Z",
+        "finalizers": [FINALIZER],
+    }
+    kube = KubeClient(kube_api)
+    reconciler = Reconciler(
+        kube=kube,
+        lookup=lambda key: stale,
+        secrets=ApiSecretReader(kube),
+        generators={},
+        runner=HookRunner(LocalExecutor(Whitelist(commands={})), None),
+        storage=MemoryBackend(),
+        events=EventRecorder(kube),
+        settings=ReconcilerSettings(advertised_address="localhost:9090"),
+    )
+    result = await reconciler.reconcile(ObjectKey(NS, "gone"))
+    assert result == Result()
+    assert k8s.get_object("externalsources", NS, "gone") is None
