@@ -193,8 +193,8 @@ def main() -> None:
         replace_section(
             "Reconciler fast path",
             f"{describe_machine()}\n\n"
-            f"Run: `python -m tests.bench.bench_fastpath --sources {args.sources} --rounds {args.rounds} "
-            "--write-docs`. API server and origin run in a child process; CPU is "
+            "Run: `python -m tests.bench.bench_fastpath "
+            f"--sources {args.sources} --rounds {args.rounds} --write-docs`. API server and origin run in a child process; CPU is "
             f"the controller process's own.\n\n{table}\n\n{NOTES}\n",
         )
 
