@@ -194,7 +194,8 @@ def main() -> None:
             "Reconciler fast path",
             f"{describe_machine()}\n\n"
             "Run: `python -m tests.bench.bench_fastpath "
-            f"--sources {args.sources} --rounds {args.rounds} --write-docs`. API server and origin run in a child process; CPU is "
+            f"--sources {args.sources} --rounds {args.rounds} --write-docs`. "
+            "API server and origin run in a child process; CPU is "
             f"the controller process's own.\n\n{table}\n\n{NOTES}\n",
         )
 
