@@ -16,7 +16,11 @@ this subclass:
   paths kr8s requests, and a `/version` of 1.33 (kr8s warns outside 1.28-1.35);
 * serves the built-ins the controller touches (Secrets, ConfigMaps, core and
   events.k8s.io Events, Leases) and any CRD given to `install_crd()`;
-* records every request in `requests` (`writes()` for the mutating ones).
+* records every request in `requests` (`writes()` for the mutating ones,
+  `requests_of(verb, resource)` to count one kind);
+* lets tests script the next WATCH requests (`script_watches()`: 410, an
+  immediate close, or silence) and take every injected fault and script back
+  (`clear_faults()`), so a test can model an outage that ends.
 
 Patch types: a JSON patch (list body) is RFC 6902; merge patches are RFC 7386;
 strategic merge patches are refused with 415 for custom resources (as the
@@ -30,7 +34,8 @@ always served from the latest state; continue tokens are not snapshots).
 Private kmock API used (kmock is pinned to 0.8): `KubernetesEmulator._handle`,
 the `_serve_*` fallback methods it registers in `__attrs_post_init__`,
 `KubernetesScaffold._serve_apis/_serve_api/_serve_server_version`,
-`rendering.Request` fields, and `Request._raw_request` (to notice a client
+`rendering.Request` fields, `Root._payloads` (the reactions, to withdraw
+injected faults), and `Request._raw_request` (to notice a client
 that went away during a watch). Core v1 Namespaces are not served: kmock's
 path parser fails on `/api/v1/namespaces`.
 """
@@ -82,6 +87,7 @@ class Emulator(kmock.KubernetesEmulator):
     types: dict[str, ResourceType] = attrs.field(factory=dict, init=False)
     log: RequestLog = attrs.field(factory=RequestLog, init=False)
     hub: WatchHub = attrs.field(init=False)
+    _faults: list[kmock.Reaction] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -201,6 +207,10 @@ class Emulator(kmock.KubernetesEmulator):
         """Mutating requests (POST/PUT/PATCH/DELETE) so far, injected failures included."""
         return self.log.writes()
 
+    def requests_of(self, verb: str, resource: str | None = None) -> list[LoggedRequest]:
+        """Logged requests with this RBAC verb (get, list, watch, ...), optionally of one plural."""
+        return self.log.of(verb, resource)
+
     def clear_log(self) -> None:
         self.log.clear()
 
@@ -228,7 +238,21 @@ class Emulator(kmock.KubernetesEmulator):
         )
         response = fault_response(status, reason=reason, message=message, retry_after=retry_after)
         view = self[matches] if times is None else self[matches][:times]
-        view << response
+        self._faults.append(view << response)
+
+    def script_watches(
+        self, action: str, *, resource: str | None = None, times: int | None = 1
+    ) -> None:
+        """The next `times` WATCH requests (None: all) of `resource` get "gone" (a 410
+        ERROR event), "close" (an empty stream) or "silent" (no events nor bookmarks)."""
+        self.hub.script(action, resource=resource, times=times)
+
+    def clear_faults(self) -> None:
+        """Withdraw every injected error and watch script: the outage is over."""
+        faults = {id(fault) for fault in self._faults}
+        self._payloads[:] = [p for p in self._payloads if id(p) not in faults]
+        self._faults.clear()
+        self.hub.unscript()
 
     # the HTTP side ----------------------------------------------------------
     @override

@@ -85,5 +85,8 @@ class RequestLog:
     def writes(self) -> list[LoggedRequest]:
         return [e for e in self.entries if e.is_write]
 
+    def of(self, verb: str, resource: str | None) -> list[LoggedRequest]:
+        return [e for e in self.entries if e.verb == verb and resource in (None, e.resource)]
+
     def clear(self) -> None:
         self.entries.clear()

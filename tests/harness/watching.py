@@ -12,7 +12,13 @@ server's contract rather than kmock's "replay everything, forever":
   `bookmark_interval` seconds and whenever a test calls `bookmark()`;
 * `timeoutSeconds`: the server ends the stream cleanly after that long;
 * tests can end every open stream (`close_all()`) or make them fail with 410
-  (`close_all(gone=True)`), the two ways a real watch stops.
+  (`close_all(gone=True)`), the two ways a real watch stops;
+* tests can script the next watch requests (`script()`): "gone" answers with
+  one 410 ERROR event and ends, "close" ends the stream right after the
+  headers (a server that keeps dropping watches), "silent" sends nothing at
+  all (no events, no bookmarks) until the client leaves or `timeoutSeconds`.
+  A script counts down per matching request (`times=None`: until `unscript()`),
+  so a test can tell one 410 from an always-410 server.
 
 All timing uses the event loop's clock, so looptime can fast-forward it.
 """
@@ -33,6 +39,10 @@ from tests.harness.store import Event, Store
 
 Obj = dict[str, Any]
 _CLIENT_CHECK = 1.0  # how often an idle stream checks that its client is still connected
+# Deadlines this close count as reached: under looptime's integer clock a deadline can sit one
+# tick past the reading the clock settles on, and a timer that short fires without the clock
+# moving (asyncio treats it as due), so the stream spun forever one tick before its timeout.
+_CLOCK_SLACK = 0.001
 
 
 def gone_event(rv: str, compacted: int) -> Obj:
@@ -48,6 +58,19 @@ def gone_event(rv: str, compacted: int) -> Obj:
             "code": 410,
         },
     }
+
+
+WATCH_SCRIPTS = ("gone", "close", "silent")
+
+
+@attrs.define(eq=False)
+class _Script:
+    action: str
+    resource: str | None  # a plural or plural.group; None: every resource
+    remaining: int | None  # None: until unscript()
+
+    def matches(self, rtype: ResourceType) -> bool:
+        return self.resource is None or self.resource in (rtype.plural, rtype.qualified)
 
 
 @attrs.define(eq=False)
@@ -79,6 +102,7 @@ class WatchHub:
     store: Store
     bookmark_interval: float = 60.0
     _watchers: set[_Watcher] = attrs.field(factory=set)
+    _scripts: list[_Script] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         self.store.listeners.append(self._wake_all)
@@ -104,6 +128,24 @@ class WatchHub:
         self._wake_all()
         return len(self._watchers)
 
+    def script(self, action: str, *, resource: str | None, times: int | None) -> None:
+        """Make the next `times` watches of `resource` (None: all) behave as `action`."""
+        if action not in WATCH_SCRIPTS:
+            raise ValueError(f"unknown watch script {action!r}; one of {WATCH_SCRIPTS}")
+        self._scripts.append(_Script(action=action, resource=resource, remaining=times))
+
+    def unscript(self) -> None:
+        """Forget every pending watch script: watches behave normally again."""
+        self._scripts.clear()
+
+    def _take_script(self, rtype: ResourceType) -> str | None:
+        for script in self._scripts:
+            if script.matches(rtype) and script.remaining != 0:
+                if script.remaining is not None:
+                    script.remaining -= 1
+                return script.action
+        return None
+
     async def stream(
         self,
         rtype: ResourceType,
@@ -121,9 +163,18 @@ class WatchHub:
         watcher = _Watcher()
         self._watchers.add(watcher)
         try:
+            scripted = self._take_script(rtype)
+            if scripted == "gone":
+                yield gone_event(since or str(self.store.rv), self.store.rv)
+                return
+            if scripted == "close":
+                return
+            silent = scripted == "silent"
+            if silent:
+                next_bookmark = None
             if since in ("", "0"):
                 cursor = self.store.rv
-                for obj in self.store.select(rtype, selector):
+                for obj in [] if silent else self.store.select(rtype, selector):
                     yield {"type": "ADDED", "object": obj}
             elif not since.isdigit():
                 yield _bad_rv(since)
@@ -138,14 +189,14 @@ class WatchHub:
                 for event in self.store.events_after(cursor):
                     cursor = event.rv
                     seen = translate(event, selector) if event.resource == rtype.key else None
-                    if seen is not None:
+                    if seen is not None and not silent:
                         yield seen
                 if watcher.close == "gone":
                     yield gone_event(str(cursor), self.store.rv)
                     return
                 if watcher.close == "close":
                     return
-                now = loop.time()
+                now = loop.time() + _CLOCK_SLACK
                 if next_bookmark is not None and (watcher.bookmark or now >= next_bookmark):
                     watcher.bookmark = False
                     next_bookmark = now + self.bookmark_interval

@@ -1,4 +1,4 @@
-"""Leader election and the Manager against the fake API server (real sockets, short leases)."""
+"""Leader election and the Manager against the API emulator (real sockets, short leases)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from controller.runtime.leader import LEASE_PREFIX, LeaderElector, lease_name
 from controller.runtime.manager import Manager, Wiring
 from controller.runtime.settings import ControllerSettings
 from controller.runtime.worker import Result
-from tests.integration.runtime.fakeapi import FakeApi, kubeconfig
+from tests.harness import Emulator, kubeconfig
 
 LEASES = "leases"
 FAST = WatchTimings(backoff_initial=0.05, backoff_cap=0.4, min_healthy_watch=0.3)
@@ -40,11 +40,19 @@ def settings(**overrides: Any) -> ControllerSettings:
 
 
 def source(name: str) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": "default"}, "spec": {"interval": "1m"}}
+    return {
+        "apiVersion": "source.flux.oddkin.co/v1alpha1",
+        "kind": "ExternalSource",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"interval": "1m", "generator": {"type": "http", "http": {"url": "http://x/"}}},
+    }
 
 
-def lease(fake: FakeApi) -> dict[str, Any]:
-    return fake.objects[(LEASES, "ctl", LEASE_PREFIX)]["spec"]
+def lease(k8s: Emulator) -> dict[str, Any]:
+    obj = k8s.get_object(LEASES, "ctl", LEASE_PREFIX)
+    assert obj is not None, "no lease"
+    spec: dict[str, Any] = obj["spec"]
+    return spec
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -60,13 +68,13 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def managers(
-    fake: FakeApi, reconciles: list[Callable[[ObjectKey], Any]], **overrides: Any
+    k8s: Emulator, reconciles: list[Callable[[ObjectKey], Any]], **overrides: Any
 ) -> AsyncIterator[list[Running]]:
     running: list[Running] = []
     try:
         for i, reconcile in enumerate(reconciles):
             apis = await KubeApis.connect(
-                qps=1000, burst=1000, environ={}, kubeconfig=kubeconfig(fake.url)
+                qps=1000, burst=1000, environ={}, kubeconfig=kubeconfig(str(k8s.url))
             )
             manager = Manager(
                 settings=settings(**overrides),
@@ -95,13 +103,13 @@ def recorder(log: list[tuple[str, ObjectKey]], name: str) -> Callable[[ObjectKey
     return reconcile
 
 
-async def test_exactly_one_of_two_managers_reconciles(fake_api: FakeApi) -> None:
+async def test_exactly_one_of_two_managers_reconciles(k8s: Emulator) -> None:
     for name in ("a", "b", "c"):
-        fake_api.create("externalsources", source(name))
+        k8s.create_object("externalsources", source(name))
     seen: list[tuple[str, ObjectKey]] = []
-    async with managers(fake_api, [recorder(seen, "m0"), recorder(seen, "m1")]) as running:
+    async with managers(k8s, [recorder(seen, "m0"), recorder(seen, "m1")]) as running:
         await eventually(lambda: len(seen) >= 9)
-        holder = lease(fake_api)["holderIdentity"]
+        holder = lease(k8s)["holderIdentity"]
         assert {who for who, _ in seen} == {holder}
         assert {key for _, key in seen} == {ObjectKey("default", n) for n in "abc"}
         leaders = [r.manager.is_leader for r in running]
@@ -109,11 +117,11 @@ async def test_exactly_one_of_two_managers_reconciles(fake_api: FakeApi) -> None
 
 
 async def test_stopping_the_leader_releases_the_lease_and_the_other_takes_over_promptly(
-    fake_api: FakeApi,
+    k8s: Emulator,
 ) -> None:
-    fake_api.create("externalsources", source("a"))
+    k8s.create_object("externalsources", source("a"))
     seen: list[tuple[str, ObjectKey]] = []
-    async with managers(fake_api, [recorder(seen, "m0"), recorder(seen, "m1")]) as running:
+    async with managers(k8s, [recorder(seen, "m0"), recorder(seen, "m1")]) as running:
         await eventually(lambda: bool(seen))
         leader = next(r for r in running if r.manager.is_leader)
         follower = next(r for r in running if r is not leader)
@@ -124,25 +132,25 @@ async def test_stopping_the_leader_releases_the_lease_and_the_other_takes_over_p
         await eventually(lambda: follower.manager.is_leader, timeout=3)
         # far sooner than the 5 s lease would take to expire
         assert asyncio.get_running_loop().time() - stopped_at < 2.0
-        assert lease(fake_api)["holderIdentity"] == follower.manager.elector.identity  # type: ignore[union-attr]
+        assert lease(k8s)["holderIdentity"] == follower.manager.elector.identity  # type: ignore[union-attr]
         count = len(seen)
         await eventually(lambda: len(seen) > count)
         assert seen[-1][0] == follower.manager.elector.identity  # type: ignore[union-attr]
 
 
-async def test_release_on_stop_clears_the_holder(fake_api: FakeApi) -> None:
+async def test_release_on_stop_clears_the_holder(k8s: Emulator) -> None:
     seen: list[tuple[str, ObjectKey]] = []
-    async with managers(fake_api, [recorder(seen, "m0")]) as running:
+    async with managers(k8s, [recorder(seen, "m0")]) as running:
         await eventually(lambda: running[0].manager.is_leader)
         running[0].manager.stop()
         await running[0].task
-        assert lease(fake_api)["holderIdentity"] == ""
-        assert lease(fake_api)["leaseDurationSeconds"] == 1
+        assert lease(k8s)["holderIdentity"] == ""
+        assert lease(k8s)["leaseDurationSeconds"] == 1
 
 
-async def test_a_dead_leader_is_replaced_after_the_lease_expires(fake_api: FakeApi) -> None:
+async def test_a_dead_leader_is_replaced_after_the_lease_expires(k8s: Emulator) -> None:
     apis = [
-        await connect(qps=None, burst=None, kubeconfig=kubeconfig(fake_api.url)) for _ in range(2)
+        await connect(qps=None, burst=None, kubeconfig=kubeconfig(str(k8s.url))) for _ in range(2)
     ]
     try:
         common = {
@@ -161,16 +169,16 @@ async def test_a_dead_leader_is_replaced_after_the_lease_expires(fake_api: FakeA
             await heir.acquire()
         waited = loop.time() - started
         assert 2.0 <= waited < 3.0
-        assert lease(fake_api)["holderIdentity"] == "heir"
-        assert lease(fake_api)["leaseTransitions"] == 1
+        assert lease(k8s)["holderIdentity"] == "heir"
+        assert lease(k8s)["leaseTransitions"] == 1
     finally:
         for api in apis:
             await api._session.aclose()
 
 
-async def test_racing_candidates_one_wins(fake_api: FakeApi) -> None:
+async def test_racing_candidates_one_wins(k8s: Emulator) -> None:
     apis = [
-        await connect(qps=None, burst=None, kubeconfig=kubeconfig(fake_api.url)) for _ in range(5)
+        await connect(qps=None, burst=None, kubeconfig=kubeconfig(str(k8s.url))) for _ in range(5)
     ]
     try:
         electors = [
@@ -205,8 +213,8 @@ def test_lease_name_is_per_selector() -> None:
     assert sharded != lease_name("sharding.fluxcd.io/key=shard2")
 
 
-async def test_losing_the_lease_cancels_in_flight_work_at_once(fake_api: FakeApi) -> None:
-    fake_api.create("externalsources", source("slow"))
+async def test_losing_the_lease_cancels_in_flight_work_at_once(k8s: Emulator) -> None:
+    k8s.create_object("externalsources", source("slow"))
     started = asyncio.Event()
     cancelled = asyncio.Event()
 
@@ -219,20 +227,22 @@ async def test_losing_the_lease_cancels_in_flight_work_at_once(fake_api: FakeApi
             raise
         return Result()
 
-    async with managers(fake_api, [reconcile]) as running:
+    async with managers(k8s, [reconcile]) as running:
         await asyncio.wait_for(started.wait(), 5)
-        fake_api.faults["patch"] = [500] * 10_000  # renewals fail from now on
+        k8s.inject_error(
+            500, verb="patch", resource=LEASES, times=None
+        )  # renewals fail from now on
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         await asyncio.wait_for(cancelled.wait(), 3)
         assert loop.time() - t0 < 1.6  # renew deadline 1 s, then at once
         assert not running[0].manager.is_leader
-        fake_api.faults["patch"].clear()
+        k8s.clear_faults()
         await eventually(lambda: running[0].manager.is_leader, timeout=3)
 
 
-async def test_graceful_stop_lets_in_flight_reconciles_finish(fake_api: FakeApi) -> None:
-    fake_api.create("externalsources", source("a"))
+async def test_graceful_stop_lets_in_flight_reconciles_finish(k8s: Emulator) -> None:
+    k8s.create_object("externalsources", source("a"))
     started = asyncio.Event()
     finished: list[str] = []
 
@@ -242,15 +252,15 @@ async def test_graceful_stop_lets_in_flight_reconciles_finish(fake_api: FakeApi)
         finished.append(key.name)
         return Result()
 
-    async with managers(fake_api, [reconcile], enable_leader_election=False) as running:
+    async with managers(k8s, [reconcile], enable_leader_election=False) as running:
         await asyncio.wait_for(started.wait(), 5)
         running[0].manager.stop()
         await asyncio.wait_for(running[0].task, 3)
         assert finished == ["a"]
 
 
-async def test_graceful_stop_is_bounded(fake_api: FakeApi) -> None:
-    fake_api.create("externalsources", source("stuck"))
+async def test_graceful_stop_is_bounded(k8s: Emulator) -> None:
+    k8s.create_object("externalsources", source("stuck"))
     started = asyncio.Event()
 
     async def reconcile(key: ObjectKey) -> Result:
@@ -258,21 +268,21 @@ async def test_graceful_stop_is_bounded(fake_api: FakeApi) -> None:
         await asyncio.sleep(3600)
         return Result()
 
-    async with managers(fake_api, [reconcile], graceful_shutdown_timeout=0.5) as running:
+    async with managers(k8s, [reconcile], graceful_shutdown_timeout=0.5) as running:
         await asyncio.wait_for(started.wait(), 5)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         running[0].manager.stop()
         await asyncio.wait_for(running[0].task, 3)
         assert 0.5 <= loop.time() - t0 < 1.5
-        assert lease(fake_api)["holderIdentity"] == ""
+        assert lease(k8s)["holderIdentity"] == ""
 
 
-async def test_probes_and_metrics_over_http(fake_api: FakeApi) -> None:
-    fake_api.faults["list"] = [503] * 10_000
+async def test_probes_and_metrics_over_http(k8s: Emulator) -> None:
+    k8s.inject_error(503, verb="list", times=None)
     seen: list[tuple[str, ObjectKey]] = []
     async with (
-        managers(fake_api, [recorder(seen, "m0")]) as running,
+        managers(k8s, [recorder(seen, "m0")]) as running,
         aiohttp.ClientSession() as http,
     ):
         manager = running[0].manager
@@ -283,8 +293,8 @@ async def test_probes_and_metrics_over_http(fake_api: FakeApi) -> None:
             body = await r.json()
             assert r.status == 503
             assert body["checks"]["informer-externalsources"] is False
-        fake_api.faults["list"].clear()
-        fake_api.create("externalsources", source("a"))
+        k8s.clear_faults()
+        k8s.create_object("externalsources", source("a"))
         await eventually(lambda: bool(seen))
         async with http.get(f"{base}/readyz") as r:
             body = await r.json()
@@ -304,8 +314,8 @@ async def test_probes_and_metrics_over_http(fake_api: FakeApi) -> None:
 
 
 @pytest.mark.parametrize("addr", ["127.0.0.1:notaport", "nohostport"])
-async def test_a_bad_server_address_fails_the_run(fake_api: FakeApi, addr: str) -> None:
-    apis = await KubeApis.connect(qps=10, burst=10, environ={}, kubeconfig=kubeconfig(fake_api.url))
+async def test_a_bad_server_address_fails_the_run(k8s: Emulator, addr: str) -> None:
+    apis = await KubeApis.connect(qps=10, burst=10, environ={}, kubeconfig=kubeconfig(str(k8s.url)))
     try:
         manager = Manager(settings=settings(health_addr=addr), apis=apis, environ={}, timings=FAST)
         with pytest.raises(ValueError, match="is not host:port"):

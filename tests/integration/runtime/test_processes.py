@@ -1,4 +1,4 @@
-"""Two controller processes against one API server: one leads; SIGTERM and SIGKILL hand over."""
+"""Two controller processes against one API emulator: one leads; SIGTERM and SIGKILL hand over."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 
-import yaml
-
 from controller.runtime.leader import LEASE_PREFIX
-from tests.integration.runtime.fakeapi import FakeApi, kubeconfig
+from tests.harness import Emulator
 
 ROOT = pathlib.Path(__file__).parents[3]
 FLAGS = [
@@ -26,6 +24,12 @@ FLAGS = [
     "--health-addr=127.0.0.1:0",
     "--metrics-addr=127.0.0.1:0",
 ]
+SOURCE = {
+    "apiVersion": "source.flux.oddkin.co/v1alpha1",
+    "kind": "ExternalSource",
+    "metadata": {"name": "a", "namespace": "default"},
+    "spec": {"interval": "1m", "generator": {"type": "http", "http": {"url": "http://x/"}}},
+}
 
 
 class Proc:
@@ -45,12 +49,8 @@ class Proc:
 
 
 @contextlib.asynccontextmanager
-async def controllers(
-    fake: FakeApi, tmp_path: pathlib.Path, count: int
-) -> AsyncIterator[list[Proc]]:
-    config = tmp_path / "kubeconfig"
-    config.write_text(yaml.safe_dump(kubeconfig(fake.url)))
-    env = {**os.environ, "KUBECONFIG": str(config), "PYTHONPATH": str(ROOT)}
+async def controllers(kubeconfig: pathlib.Path, count: int) -> AsyncIterator[list[Proc]]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONPATH": str(ROOT)}
     procs = []
     try:
         for _ in range(count):
@@ -80,18 +80,16 @@ async def eventually(predicate: Callable[[], bool], timeout: float) -> None:
             await asyncio.sleep(0.05)
 
 
-def holder(fake: FakeApi) -> str | None:
-    lease = fake.objects.get(("leases", "ctl", LEASE_PREFIX))
+def holder(k8s: Emulator) -> str | None:
+    lease = k8s.get_object("leases", "ctl", LEASE_PREFIX)
     return None if lease is None else lease["spec"].get("holderIdentity")
 
 
 async def test_one_leader_sigterm_releases_and_exits_0_and_the_other_takes_over(
-    fake_api: FakeApi, tmp_path: pathlib.Path
+    k8s: Emulator, kubeconfig: pathlib.Path
 ) -> None:
-    fake_api.create(
-        "externalsources", {"metadata": {"name": "a", "namespace": "default"}, "spec": {}}
-    )
-    async with controllers(fake_api, tmp_path, 2) as procs:
+    k8s.create_object("externalsources", SOURCE)
+    async with controllers(kubeconfig, 2) as procs:
         await eventually(lambda: any(p.reconciles >= 5 for p in procs), timeout=30)
         leader = next(p for p in procs if p.reconciles)
         follower = next(p for p in procs if p is not leader)
@@ -106,20 +104,18 @@ async def test_one_leader_sigterm_releases_and_exits_0_and_the_other_takes_over(
 
 
 async def test_a_killed_leader_is_replaced_after_the_lease_expires(
-    fake_api: FakeApi, tmp_path: pathlib.Path
+    k8s: Emulator, kubeconfig: pathlib.Path
 ) -> None:
-    fake_api.create(
-        "externalsources", {"metadata": {"name": "a", "namespace": "default"}, "spec": {}}
-    )
-    async with controllers(fake_api, tmp_path, 2) as procs:
+    k8s.create_object("externalsources", SOURCE)
+    async with controllers(kubeconfig, 2) as procs:
         await eventually(lambda: any(p.reconciles >= 3 for p in procs), timeout=30)
         leader = next(p for p in procs if p.reconciles)
         follower = next(p for p in procs if p is not leader)
-        dead_holder = holder(fake_api)
+        dead_holder = holder(k8s)
         leader.proc.kill()
         await leader.proc.wait()
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         await eventually(lambda: follower.reconciles > 0, timeout=10)
         assert loop.time() - t0 >= 2.5  # it waited for the 3 s lease to expire
-        assert holder(fake_api) not in (None, "", dead_holder)
+        assert holder(k8s) not in (None, "", dead_holder)
