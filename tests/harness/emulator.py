@@ -87,7 +87,7 @@ class Emulator(kmock.KubernetesEmulator):
     types: dict[str, ResourceType] = attrs.field(factory=dict, init=False)
     log: RequestLog = attrs.field(factory=RequestLog, init=False)
     hub: WatchHub = attrs.field(init=False)
-    _faults: list[kmock.Reaction] = attrs.field(factory=list, init=False)
+    _faults: list[object] = attrs.field(factory=list, init=False)  # kmock reactions
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()

@@ -196,13 +196,14 @@ class WatchHub:
                     return
                 if watcher.close == "close":
                     return
-                now = loop.time() + _CLOCK_SLACK
-                if next_bookmark is not None and (watcher.bookmark or now >= next_bookmark):
+                now = loop.time()
+                due = now + _CLOCK_SLACK
+                if next_bookmark is not None and (watcher.bookmark or due >= next_bookmark):
                     watcher.bookmark = False
                     next_bookmark = now + self.bookmark_interval
                     yield _bookmark(rtype, self.store.rv)
                     continue
-                if deadline is not None and now >= deadline:
+                if deadline is not None and due >= deadline:
                     return
                 if disconnected():
                     return

@@ -153,7 +153,7 @@ async def test_a_dead_leader_is_replaced_after_the_lease_expires(k8s: Emulator) 
         await connect(qps=None, burst=None, kubeconfig=kubeconfig(str(k8s.url))) for _ in range(2)
     ]
     try:
-        common = {
+        common: dict[str, Any] = {
             "name": LEASE_PREFIX,
             "namespace": "ctl",
             "lease_duration": 2.0,
