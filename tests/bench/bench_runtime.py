@@ -21,17 +21,15 @@ import asyncio
 import platform
 import time
 
-from aiohttp import web
-
 from controller.resources import EXTERNAL_SOURCES
 from controller.runtime.informer import Informer
 from controller.runtime.keys import ObjectKey
-from controller.runtime.kube import connect
+from controller.runtime.kube import close, connect
 from controller.runtime.ratelimit import default_controller_limiter
 from controller.runtime.watches import SourceHandler
 from controller.runtime.worker import Result, run_worker
 from controller.runtime.workqueue import WorkQueue
-from tests.integration.runtime.fakeapi import FakeApi, kubeconfig
+from tests.harness import kubeconfig, run_emulator
 
 
 async def workqueue_rate(keys: int, workers: int) -> float:
@@ -63,40 +61,34 @@ async def workqueue_rate(keys: int, workers: int) -> float:
 
 
 async def informer_rates(objects: int) -> tuple[float, float, float]:
-    fake = FakeApi()
-    runner = web.AppRunner(fake.app(), handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    for i in range(objects):
-        fake.create("externalsources", _source(f"pre{i}"))
-    api = await connect(qps=None, burst=None, kubeconfig=kubeconfig(fake.url))
-    queue: WorkQueue[ObjectKey] = WorkQueue(
-        limiter=default_controller_limiter(min_delay=1, max_delay=300), name="bench-informer"
-    )
-    informer = Informer(api=api, resource=EXTERNAL_SOURCES)
-    informer.add_handler(SourceHandler(queue.add))
-    started = time.perf_counter()
-    task = asyncio.create_task(informer.run())
-    await informer.wait_synced()
-    list_seconds = time.perf_counter() - started
-    assert len(queue) == objects
-    while fake.count("watch") == 0:
-        await asyncio.sleep(0.001)
-    started = time.perf_counter()
-    for i in range(objects):
-        fake.create("externalsources", _source(f"new{i}"))
-        if i % 200 == 0:
-            await asyncio.sleep(0)
-    while len(informer.list()) < 2 * objects:
-        await asyncio.sleep(0.001)
-    watch_rate = objects / (time.perf_counter() - started)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    fake.close_watches()
-    await api._session.aclose()
-    await runner.cleanup()
+    async with run_emulator() as k8s:
+        del k8s._requests[:]  # kmock re-filters its request history per request (O(n²))
+        for i in range(objects):
+            k8s.create_object("externalsources", _source(f"pre{i}"))
+        api = await connect(qps=None, burst=None, kubeconfig=kubeconfig(str(k8s.url)))
+        queue: WorkQueue[ObjectKey] = WorkQueue(
+            limiter=default_controller_limiter(min_delay=1, max_delay=300), name="bench-informer"
+        )
+        informer = Informer(api=api, resource=EXTERNAL_SOURCES)
+        informer.add_handler(SourceHandler(queue.add))
+        started = time.perf_counter()
+        task = asyncio.create_task(informer.run())
+        await informer.wait_synced()
+        list_seconds = time.perf_counter() - started
+        assert len(queue) == objects
+        while not k8s.requests_of("watch"):
+            await asyncio.sleep(0.001)
+        started = time.perf_counter()
+        for i in range(objects):
+            k8s.create_object("externalsources", _source(f"new{i}"))
+            if i % 200 == 0:
+                await asyncio.sleep(0)
+        while len(informer.list()) < 2 * objects:
+            await asyncio.sleep(0.001)
+        watch_rate = objects / (time.perf_counter() - started)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await close(api)
     return list_seconds, objects / list_seconds, watch_rate
 
 
