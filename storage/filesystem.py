@@ -10,6 +10,8 @@ segment produced by `storage.naming` does).
 
 Keys are checked by `naming.check_key` and the resolved path must stay under
 the root (a symlink planted inside the root cannot redirect a key outside).
+Reads of such a key answer "not found" (the artifact server then says 404,
+never 500, and reveals nothing about the target); writes raise `ValueError`.
 Blocking file I/O runs in worker threads: a whole put in one thread call,
 reads one chunk per call so a slow consumer never pins a thread.
 """
@@ -117,7 +119,9 @@ class FilesystemBackend(StorageBackend):
         path = self._path(key)
         try:
             handle = await anyio.to_thread.run_sync(lambda: self._confined(path).open("rb"))
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError):
+            # ValueError: the path escapes the root through a symlink; for a reader
+            # that key does not exist
             raise KeyError(key) from None
         except OSError as exc:
             raise self._error("read of", key, exc) from exc
@@ -131,8 +135,8 @@ class FilesystemBackend(StorageBackend):
         path = self._path(key)
         try:
             st = await anyio.to_thread.run_sync(lambda: self._confined(path).stat())
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            return None  # ValueError: escapes the root through a symlink
         except OSError as exc:
             raise self._error("stat of", key, exc) from exc
         return _info(key, st) if S_ISREG(st.st_mode) else None

@@ -14,7 +14,10 @@ exploit:
   anything unknown; other methods get 405;
 - bodies stream chunk by chunk from `backend.open` with Content-Length from
   `backend.stat`, ETag ``"sha256:<hex>"`` for ``<hex>.tar.gz`` keys
-  (content-addressed, so the ETag is the digest consumers verify).
+  (content-addressed, so the ETag is the digest consumers verify);
+- a connection that sends no complete request within `idle_timeout` (an idle
+  keep-alive connection, or a half-sent request) is closed: aiohttp's own
+  default waits an hour, which lets a few clients hold sockets forever.
 
 Readiness follows leadership (SPEC §8): the server is started once and
 toggled with `set_serving`. While not serving it answers 503 to every
@@ -41,6 +44,8 @@ log = structlog.get_logger(__name__)
 
 _KEY_PATH = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*[A-Za-z0-9._~-]+")
 _ALLOWED_METHODS = ("GET", "HEAD")
+#: seconds a connection may stay without a complete request (idle or half-sent)
+DEFAULT_IDLE_TIMEOUT = 15.0
 
 
 def key_from_target(raw_target: str) -> str | None:
@@ -71,12 +76,14 @@ class ArtifactServer:
         port: int,
         serving: bool = False,
         shutdown_timeout: float = 5.0,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self._backend = backend
         self._host = host
         self._port = port
         self._serving = serving
         self._shutdown_timeout = shutdown_timeout
+        self._idle_timeout = idle_timeout
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
 
@@ -108,7 +115,13 @@ class ArtifactServer:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=self._shutdown_timeout
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=self._shutdown_timeout,
+            # aiohttp arms this timer when a connection opens and re-arms it after
+            # each response: it closes idle and half-sent-request connections alike
+            keepalive_timeout=self._idle_timeout,
         )
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)

@@ -221,3 +221,40 @@ async def test_stop_releases_the_port(backend: FilesystemBackend) -> None:
     await server.stop()
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"", b"GET /a/b.tar.gz HTTP/1.1\r\nHost: x\r\n", b"GET /a/b.tar.gz HTT"],
+    ids=["idle", "half-sent-headers", "half-sent-request-line"],
+)
+async def test_idle_and_half_sent_connections_are_closed(
+    backend: FilesystemBackend, sent: bytes
+) -> None:
+    """A client that never completes a request loses its socket instead of holding it forever."""
+    async with ArtifactServer(
+        backend, host="127.0.0.1", port=0, serving=True, idle_timeout=0.5
+    ) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(sent)
+            await writer.drain()
+            # the bound is generous; without the idle timeout aiohttp waits an hour
+            received = await asyncio.wait_for(reader.read(), timeout=20)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    assert b"200" not in received  # closed without serving anything
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_a_symlink_out_of_the_root_is_404_not_500(
+    root: pathlib.Path, server: ArtifactServer, method: str
+) -> None:
+    """A symlink planted in the storage root that points outside it serves nothing."""
+    (root / "escape").symlink_to(root.parent)
+    (root / "file.tar.gz").symlink_to(root.parent / "secret")
+    for target in ("/escape/secret", "/file.tar.gz"):
+        status, raw = await _raw(server, f"{method} {target} HTTP/1.1")
+        assert status == 404, raw
+        assert SECRET not in raw
