@@ -8,6 +8,12 @@ manager yielding a `Wiring` (reconcile callable, leader-only services,
 readiness checks) and closing what it opened on the way out.
 
 SIGTERM and SIGINT start the Manager's graceful stop; a clean stop exits 0.
+
+kr8s warns (`UserWarning` on stderr) whenever the API server's minor version
+is outside the range kr8s was tested with, once per client, at every start-up.
+The controller's own API use is covered by its e2e tests on the version it
+ships for, so that warning is turned into one info log line instead of noise
+every user sees (`_route_kr8s_version_warning`).
 """
 
 from __future__ import annotations
@@ -15,9 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
+from typing import TextIO
+
+import structlog
 
 from controller.config import PROG, Config, ConfigError, load_config
 from controller.logging import setup_logging
@@ -26,6 +37,35 @@ from controller.runtime.manager import Manager, StartupError, Wiring
 
 #: `controller.wiring.build`'s shape: (config, manager) -> async context manager of Wiring
 Build = Callable[[Config, Manager], contextlib.AbstractAsyncContextManager[Wiring]]
+
+log = structlog.get_logger(__name__)
+
+_KR8S_VERSION_WARNING = re.compile(r"Kubernetes version (\S+) is not supported")
+
+
+def _route_kr8s_version_warning() -> None:
+    """kr8s's "Kubernetes version ... is not supported" as one info line; others as usual."""
+    show = warnings.showwarning
+    logged = False
+
+    def showwarning(  # noqa: PLR0917 - the signature of warnings.showwarning
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        nonlocal logged
+        match = _KR8S_VERSION_WARNING.search(str(message))
+        if match is None or not issubclass(category, UserWarning):
+            show(message, category, filename, lineno, file, line)
+            return
+        if not logged:
+            logged = True
+            log.info("kubernetes version outside the range kr8s is tested with", version=match[1])
+
+    warnings.showwarning = showwarning
 
 
 def main(argv: Sequence[str] | None = None, *, build: Build | None = None) -> None:
@@ -37,6 +77,7 @@ def main(argv: Sequence[str] | None = None, *, build: Build | None = None) -> No
         print(f"{PROG}: invalid configuration: {exc}", file=sys.stderr)
         sys.exit(2)
     setup_logging(level=config.controller.log_level, encoding=config.controller.log_encoding)
+    _route_kr8s_version_warning()
     try:
         asyncio.run(run(config, environ, build=build))
     except StartupError as exc:
