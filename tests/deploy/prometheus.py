@@ -64,7 +64,7 @@ async def running_prometheus(
     tmp_path: pathlib.Path, targets: list[str]
 ) -> AsyncIterator[Prometheus]:
     binary = shutil.which("prometheus")
-    assert binary, "the Debian package prometheus is not installed (.ci/run installs it)"
+    assert binary, "prometheus not found: apt-get install prometheus (./dev test does as root)"
     config = {
         "global": {"scrape_interval": f"{SCRAPE_INTERVAL:g}s", "evaluation_interval": "1s"},
         "scrape_configs": [
