@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from controller import redaction
 from controller.api import reasons
 from controller.resources import SECRETS, KubeClient
 from generators.requests import ClientCertificate, HttpRequest, ProxyConfig, S3ObjectRequest
@@ -157,6 +158,7 @@ async def _secret(secrets: SecretReader, namespace: str, name: str) -> Mapping[s
     data = await secrets.read(namespace, name)
     if data is None:
         raise SecretNotFoundError(f"Secret '{namespace}/{name}' not found")
+    redaction.register_secret(data)  # every message of this reconcile is scrubbed of them
     return data
 
 

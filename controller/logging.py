@@ -5,7 +5,10 @@ on a terminal; `--log-encoding` overrides. Standard-library loggers (aiohttp,
 kr8s, httpx) go through the same renderer so a pod's output is uniformly
 JSON. Context is bound with `structlog.contextvars`, so every line emitted
 while a reconcile runs (in our code or a leaf room's) carries `namespace`,
-`name` and `reconcile_id` without passing a logger around.
+`name` and `reconcile_id` without passing a logger around. The last step
+before rendering scrubs the values of the Secrets the current reconcile read
+(`controller.redaction`), in our lines and in foreign libraries' alike,
+exception text included in JSON mode.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 import structlog
+
+from controller import redaction
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -56,6 +61,7 @@ def setup_logging(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info if encoding == "json" else _identity,
+            redaction.structlog_processor,
             renderer,
         ],
     )
