@@ -30,6 +30,8 @@ MAX_DESTINATION_PATH_LENGTH = 512
 MAX_URL_LENGTH = 2048
 MAX_HOOKS = 32
 MAX_HOOK_NAME_LENGTH = 63
+#: compile time grows with the expression (1 MB took 18 s); transforms are a few lines
+MAX_CEL_LENGTH = 16384
 
 HOOK_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 COMMAND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -196,7 +198,9 @@ def validate_spec(spec: Any) -> list[Problem]:
         _hooks(c, hooks.get(phase), f"spec.hooks.{phase}")
     transform = c.mapping(spec.get("transform"), "spec.transform", model=models.TransformSpec)
     if isinstance(spec.get("transform"), Mapping):
-        c.string(transform.get("cel"), "spec.transform.cel", required=True)
+        c.string(
+            transform.get("cel"), "spec.transform.cel", required=True, max_length=MAX_CEL_LENGTH
+        )
     return c.problems
 
 

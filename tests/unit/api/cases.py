@@ -359,6 +359,12 @@ CASES = [
         "must not be empty",
     ),
     Case(
+        "cel-too-long",
+        with_changes({"transform": {"cel": "1 + " * 4096 + "1"}}),
+        "spec.transform.cel",
+        "must be at most 16384 characters long",
+    ),
+    Case(
         "cel-missing",
         with_changes({"transform": {}}),
         "spec.transform.cel",
