@@ -12,8 +12,21 @@ input (`data.items.map(x, data.items.map(y, …))` over 1,000 items runs for a
 minute). A thread with a timeout would leave the runaway evaluation burning
 CPU; so `apply()` evaluates in a short-lived worker process (this module's
 `main()`, `python -m hooks.cel`) through `hooks.process.run_process`, which
-kills it at the deadline. Compilation (syntax check) happens in-process, so an
-invalid expression is reported early as a configuration error.
+kills it at the deadline.
+
+Memory limit: the cost of CEL also shows in memory (`data.items.map(x,
+data.items)` over a 1.5 MB body grew to 3.5 GB in 10 s), and the worker lives
+in the controller's container. The worker caps its own address space with
+`RLIMIT_AS` (`max_memory`, `--cel-max-memory`) before it reads the body, so a
+runaway evaluation ends in a `MemoryError` inside the worker — reported as a
+`CELEvaluationFailed` naming the limit — instead of growing the container
+into the OOM killer. The result is capped too (`max_output_size`).
+
+Compilation (syntax check) happens before the fetch so that an invalid
+expression is reported early as a configuration error; the controller uses
+`compile_transform_async`, which parses in a worker thread so that a long
+expression (parsing 16 KiB, the CRD's bound, takes up to half a second) never
+blocks the event loop. See docs/hooks.md ("The CEL transform").
 
 Output: the result serialized as compact JSON with sorted keys, so equal
 results give equal bytes and the artifact digest stays stable.
@@ -24,9 +37,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import resource
 import sys
 from typing import Any
 
+import anyio.to_thread
 import attrs
 import celpy
 import yaml
@@ -41,7 +56,12 @@ from hooks.spec import CEL_EVALUATION_FAILED, INVALID_CEL_EXPRESSION, HookError
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_INPUT_SIZE = 16 * 1024 * 1024
 DEFAULT_MAX_OUTPUT_SIZE = 64 * 1024 * 1024
+#: the worker's address-space cap; with the controller's own ~150 MiB it stays under the
+#: container's default 512 MiB limit (a body of about 5 MB of small JSON objects fits)
+DEFAULT_MAX_MEMORY = 256 * 1024 * 1024
 _EVALUATION_ERROR_EXIT = 3
+_MEMORY_EXIT = 4
+_MEMORY_FLAG = "--max-memory="
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -56,6 +76,7 @@ def compile_transform(
     timeout: float = DEFAULT_TIMEOUT,
     max_input_size: int = DEFAULT_MAX_INPUT_SIZE,
     max_output_size: int = DEFAULT_MAX_OUTPUT_SIZE,
+    max_memory: int = DEFAULT_MAX_MEMORY,
 ) -> CelTransform:
     """Check the syntax now; raises `HookError` reason `InvalidCELExpression` (not transient)."""
     _parse(expression)
@@ -64,7 +85,30 @@ def compile_transform(
         timeout=timeout,
         max_input_size=max_input_size,
         max_output_size=max_output_size,
+        max_memory=max_memory,
     )
+
+
+async def compile_transform_async(
+    expression: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_input_size: int = DEFAULT_MAX_INPUT_SIZE,
+    max_output_size: int = DEFAULT_MAX_OUTPUT_SIZE,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+) -> CelTransform:
+    """`compile_transform` in a worker thread, off the event loop (for the controller)."""
+
+    def compile_now() -> CelTransform:
+        return compile_transform(
+            expression,
+            timeout=timeout,
+            max_input_size=max_input_size,
+            max_output_size=max_output_size,
+            max_memory=max_memory,
+        )
+
+    return await anyio.to_thread.run_sync(compile_now)
 
 
 @attrs.frozen
@@ -75,9 +119,10 @@ class CelTransform:
     timeout: float = DEFAULT_TIMEOUT
     max_input_size: int = DEFAULT_MAX_INPUT_SIZE
     max_output_size: int = DEFAULT_MAX_OUTPUT_SIZE
+    max_memory: int = DEFAULT_MAX_MEMORY
 
     async def apply(self, body: bytes) -> bytes:
-        """Evaluate on `body` (JSON, else YAML) in a worker process bounded by `timeout`."""
+        """Evaluate on `body` (JSON, else YAML) in a worker bounded in time and memory."""
         if len(body) > self.max_input_size:
             raise _evaluation_failed(
                 f"the body ({len(body)} bytes) exceeds the CEL input limit of "
@@ -86,7 +131,7 @@ class CelTransform:
         try:
             result = await run_process(
                 path=sys.executable,
-                args=["-m", "hooks.cel", self.expression],
+                args=["-m", "hooks.cel", f"{_MEMORY_FLAG}{self.max_memory}", self.expression],
                 env={"PYTHONPATH": _PACKAGE_ROOT},
                 stdin=body,
                 timeout=self.timeout,
@@ -101,6 +146,11 @@ class CelTransform:
             raise _evaluation_failed(f"CEL evaluation exceeded the time limit of {self.timeout:g}s")
         if result.exit_code == _EVALUATION_ERROR_EXIT:
             raise _evaluation_failed(result.stderr_tail.strip())
+        if result.exit_code == _MEMORY_EXIT or "MemoryError" in result.stderr_tail:
+            raise _evaluation_failed(
+                f"CEL evaluation exceeded the memory limit of {self.max_memory // (1024 * 1024)} "
+                "MiB (--cel-max-memory); the expression builds too much data for this body"
+            )
         if result.exit_code != 0:
             raise _evaluation_failed(
                 f"CEL worker failed with exit code {result.exit_code}: "
@@ -214,13 +264,23 @@ def _key(key: Any) -> str:
 
 
 def main() -> None:
-    """Worker entry point: `python -m hooks.cel EXPRESSION` < body > JSON result."""
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m hooks.cel EXPRESSION < body")
+    """Worker: `python -m hooks.cel [--max-memory=BYTES] EXPRESSION` < body > JSON result."""
+    argv = sys.argv[1:]
+    if argv and argv[0].startswith(_MEMORY_FLAG):
+        limit = int(argv.pop(0).removeprefix(_MEMORY_FLAG))
+        # before the body is read: from here on a runaway allocation is a MemoryError
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if len(argv) != 1:
+        sys.exit("usage: python -m hooks.cel [--max-memory=BYTES] EXPRESSION < body")
     try:
-        output = evaluate(sys.argv[1], sys.stdin.buffer.read())
+        output = evaluate(argv[0], sys.stdin.buffer.read())
     except HookError as exc:
         sys.stderr.write(exc.message)
+        sys.exit(_EVALUATION_ERROR_EXIT)
+    except MemoryError:
+        os._exit(_MEMORY_EXIT)  # no clean-up: it could need memory there is none of
+    except RecursionError:
+        sys.stderr.write("CEL evaluation failed: the expression or the data is nested too deeply")
         sys.exit(_EVALUATION_ERROR_EXIT)
     sys.stdout.buffer.write(output)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import attrs
 
-from hooks.cel import DEFAULT_MAX_INPUT_SIZE, DEFAULT_TIMEOUT
+from hooks.cel import DEFAULT_MAX_INPUT_SIZE, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT
 
 
 @attrs.frozen
@@ -54,5 +54,13 @@ class HooksSettings:
         metadata={
             "flag": "--cel-max-input-size",
             "help": "Largest body in bytes that spec.transform.cel evaluates.",
+        },
+    )
+    cel_max_memory: int = attrs.field(
+        default=DEFAULT_MAX_MEMORY,
+        metadata={
+            "flag": "--cel-max-memory",
+            "help": "Address-space limit in bytes of the spec.transform.cel worker process "
+            "(RLIMIT_AS); an evaluation that needs more fails with CELEvaluationFailed.",
         },
     )

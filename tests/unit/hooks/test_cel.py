@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
-from hooks.cel import compile_transform
+from hooks.cel import compile_transform, compile_transform_async
 from hooks.spec import HookError
 
 ITEMS = json.dumps(
@@ -88,3 +91,51 @@ async def test_bodies_over_the_input_limit_are_refused() -> None:
     with pytest.raises(HookError) as caught:
         await transform.apply(b'{"a": "0123456789"}')
     assert "exceeds the CEL input limit of 10 bytes" in caught.value.message
+
+
+_MEASURE_WORKER = """
+import asyncio, json, resource, sys
+from hooks.cel import compile_transform
+from hooks.spec import HookError
+body = json.dumps({"items": [{"name": f"item-{i}", "v": i} for i in range(40000)]}).encode()
+transform = compile_transform(sys.argv[1], max_memory=int(sys.argv[2]), timeout=120)
+try:
+    asyncio.run(transform.apply(body))
+    outcome = {"error": None}
+except HookError as exc:
+    outcome = {"error": exc.message, "reason": exc.reason}
+# this process's only child was the CEL worker: its peak RSS, in KiB on Linux
+outcome["peak_rss"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+outcome["body"] = len(body)
+print(json.dumps(outcome))
+"""
+
+
+def test_a_memory_bomb_fails_clearly_and_the_worker_stays_under_the_cap() -> None:
+    """`data.items.map(x, data.items)` on a 1.4 MB body would grow to gigabytes without a cap."""
+    cap = 256 * 1024 * 1024
+    # a fresh interpreter whose only child is the worker, so RUSAGE_CHILDREN measures it alone
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE_WORKER, "data.items.map(x, data.items)", str(cap)],
+        capture_output=True,
+        check=True,
+        timeout=300,
+        cwd=pathlib.Path(__file__).parents[3],
+    )
+    outcome = json.loads(done.stdout)
+    assert outcome["body"] > 1_300_000
+    assert outcome["reason"] == "CELEvaluationFailed"
+    assert outcome["error"] == (
+        "CEL evaluation exceeded the memory limit of 256 MiB (--cel-max-memory); "
+        "the expression builds too much data for this body"
+    )
+    assert 0 < outcome["peak_rss"] < cap
+
+
+async def test_compiling_off_the_event_loop_reports_syntax_errors_the_same() -> None:
+    transform = await compile_transform_async("data.items.size()", max_memory=64 * 1024 * 1024)
+    assert transform.max_memory == 64 * 1024 * 1024
+    assert await transform.apply(ITEMS) == b"6"
+    with pytest.raises(HookError) as caught:
+        await compile_transform_async("data.items.filter(i, ")
+    assert caught.value.reason == "InvalidCELExpression"
