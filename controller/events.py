@@ -298,6 +298,9 @@ class EventRecorder:
                     EVENTS_TOTAL.labels("kubernetes", "rate_limited").inc()
                 else:
                     await self._write(pending, write)
+            except asyncio.CancelledError:  # shutdown while this one was being written
+                EVENTS_TOTAL.labels("kubernetes", "abandoned").inc()
+                raise
             except Exception:  # the sender outlives any bug in one event
                 log.exception("event not recorded", reason=pending.reason)
                 EVENTS_TOTAL.labels("kubernetes", "failed").inc()
@@ -329,18 +332,25 @@ class EventRecorder:
                 if not exc.transient or attempt >= self._limits.tries:
                     _not_recorded(pending, exc.message)
                     return
+                delay = self._backoff(attempt, retry_after=exc.retry_after)
             except TimeoutError:
                 attempt += 1
                 if attempt >= self._limits.tries:
                     _not_recorded(pending, "timed out")
                     return
+                delay = self._backoff(attempt, retry_after=None)
             else:
                 observation.exists = True
                 outcome = "created" if create else "aggregated"
                 EVENTS_TOTAL.labels("kubernetes", outcome).inc()
                 return
-            await asyncio.sleep(self._limits.retry_delay * 2 ** (attempt - 1))
+            await asyncio.sleep(delay)
         _not_recorded(pending, "the Event kept appearing and disappearing")
+
+    def _backoff(self, attempt: int, *, retry_after: float | None) -> float:
+        """`retry_delay` doubled per attempt; the server's Retry-After when longer (up to 60 s)."""
+        delay = self._limits.retry_delay * 2.0 ** (attempt - 1)
+        return max(delay, min(retry_after or 0.0, 60.0))
 
     def _body(self, pending: _Pending, write: Write) -> JSON:
         observation = write.observation
@@ -372,6 +382,9 @@ class EventRecorder:
             pending = await queue.get()
             try:
                 await self._post(pending)
+            except asyncio.CancelledError:
+                EVENTS_TOTAL.labels("notification", "abandoned").inc()
+                raise
             except Exception:  # the sender outlives any bug in one event
                 log.exception("event not forwarded", reason=pending.reason)
                 EVENTS_TOTAL.labels("notification", "failed").inc()
