@@ -123,7 +123,8 @@ class _Outbox:
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=size)
         self._dropping = 0
 
-    def put(self, pending: _Pending) -> None:
+    def put(self, pending: _Pending) -> bool:
+        """Queue it; False when the queue is full and it was dropped."""
         try:
             self.queue.put_nowait(pending)
         except asyncio.QueueFull:
@@ -131,12 +132,13 @@ class _Outbox:
             if not self._dropping:
                 log.warning("events queue full; dropping events", sink=self.sink)
             self._dropping += 1
-            return
+            return False
         if self._dropping:
             log.warning(
                 "events dropped while the queue was full", sink=self.sink, dropped=self._dropping
             )
             self._dropping = 0
+        return True
 
     def abandon(self) -> None:
         """Count what is still queued as never sent, and empty the queue."""
@@ -185,10 +187,10 @@ class EventRecorder:
         said = self._failures.setdefault(_key(obj), OrderedDict())
         if (reason, message) in said:
             return
-        said[(reason, message)] = None
-        while len(said) > _MAX_FAILURES_REMEMBERED:
-            said.popitem(last=False)
-        self._record(obj, type_="Warning", reason=reason, message=message, revision=None)
+        if self._record(obj, type_="Warning", reason=reason, message=message, revision=None):
+            said[(reason, message)] = None
+            while len(said) > _MAX_FAILURES_REMEMBERED:
+                said.popitem(last=False)
 
     def resolved(self, obj: JSON) -> None:
         """The object's failure is over: a failure from now on is recorded even if it repeats."""
@@ -204,8 +206,8 @@ class EventRecorder:
             return
         if standing.get(reason) == message:
             return
-        standing[reason] = message
-        self._record(obj, type_="Warning", reason=reason, message=message, revision=None)
+        if self._record(obj, type_="Warning", reason=reason, message=message, revision=None):
+            standing[reason] = message
 
     def forget(self, obj: JSON) -> None:
         """The object is gone: drop its warning memory, aggregation and spam-filter state."""
@@ -257,7 +259,8 @@ class EventRecorder:
     # internals -----------------------------------------------------------------------
     def _record(
         self, obj: JSON, *, type_: str, reason: str, message: str, revision: str | None
-    ) -> None:
+    ) -> bool:
+        """Queue the event for every sink; False when no sink took it."""
         meta = obj["metadata"]
         pending = _Pending(
             involved={
@@ -274,13 +277,15 @@ class EventRecorder:
             revision=revision,
             timestamp=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
+        queued = False
         for outbox in (self._kubernetes, self._notification):
             if outbox is None:
                 continue
             if self._closed:
                 EVENTS_TOTAL.labels(outbox.sink, "abandoned").inc()
             else:
-                outbox.put(pending)
+                queued = outbox.put(pending) or queued
+        return queued
 
     async def _send_kubernetes(self) -> None:
         loop = asyncio.get_running_loop()

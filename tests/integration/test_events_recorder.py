@@ -221,6 +221,18 @@ async def test_a_standing_warning_survives_new_artifacts_and_recovery(
     assert len(events(k8s, "NewArtifact")) == 3
 
 
+async def test_a_warning_dropped_for_a_full_queue_is_said_on_the_next_retry(
+    k8s: Emulator, kube: KubeClient
+) -> None:
+    recorder = EventRecorder(kube, limits=EventLimits(queue_size=1))
+    recorder.warning(source(), reason="FetchFailed", message="HTTP 503")  # queued
+    recorder.warning(source(), reason="HookFailed", message="exit 1")  # dropped: queue full
+    async with recorder:  # the sender starts and sends what was queued
+        await eventually(lambda: events(k8s))
+        recorder.warning(source(), reason="HookFailed", message="exit 1")  # the retry fails again
+    assert sorted(e["reason"] for e in events(k8s)) == ["FetchFailed", "HookFailed"]
+
+
 async def test_forget_lets_a_recreated_source_be_warned_again(
     k8s: Emulator, kube: KubeClient
 ) -> None:
