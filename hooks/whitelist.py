@@ -13,8 +13,23 @@ Format (YAML, usually a mounted ConfigMap; documented in docs/hooks.md):
       jq:
         path: /usr/bin/jq          # absolute, normalized
         maxArgs: 8                 # optional, default 16
-        args: ['-[cSr]+', '\\.[A-Za-z0-9_.\\[\\]| ]*']   # each argument must fully match one
+        args: ['-[acejnrsSM]+']    # every argument (but the last, with lastArg) fully matches one
+        lastArg: '[^-].*'          # optional: the last argument must be present and match this
+        refuse: ['\\bimport\\b']     # optional: no argument may contain a match of these
         env: [MODE]                # optional: environment variable names a hook may set
+
+Patterns are RE2 (`google-re2`), not Python `re`: matching is linear in the
+argument's length whatever the pattern, so a pattern such as `(a+)+b` cannot
+stall the sidecar or the controller's event loop on a long argument (Python's
+backtracking took 1.2 s on 25 characters). RE2 has no lookarounds or
+backreferences, which is why "must not contain" is its own key (`refuse`),
+and why a positional structure (`lastArg`) exists: "options first, exactly one
+filter last" is how a whitelist stops `jq -c . FILE` from reading a file.
+
+Environment names that steer the dynamic loader, libc or an interpreter
+(`LD_*`, `GLIBC_TUNABLES`, `GCONV_PATH`, `BASH_ENV`, `PYTHON*`, …; see
+`RESERVED_ENV_NAMES`/`RESERVED_ENV_PREFIXES`) cannot be listed: each would let
+a hook's author run code of their choice inside a whitelisted binary.
 
 Parsing is strict (unknown keys, relative paths and uncompilable regexes are
 errors naming the entry) because a typo in a security policy must be loud.
@@ -28,6 +43,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
+import re2  # type: ignore[import-untyped]
 import yaml
 
 from hooks.spec import HOOK_NOT_ALLOWED, HookError
@@ -37,7 +53,55 @@ DEFAULT_MAX_ARGS = 16
 MAX_ARG_LENGTH = 8192
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_COMMAND_KEYS = frozenset({"path", "maxArgs", "args", "env"})
+_COMMAND_KEYS = frozenset({"path", "maxArgs", "args", "lastArg", "refuse", "env"})
+#: variables that make a loader, libc, a shell or an interpreter load or run other code
+RESERVED_ENV_NAMES = frozenset(
+    {
+        "PATH",  # fixed by the executor
+        "HOME",  # jq sources ~/.jq; shells and tools read rc files from it
+        "ENV",
+        "BASH_ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "IFS",
+        "CDPATH",
+        "GLIBC_TUNABLES",
+        "GCONV_PATH",
+        "LOCPATH",
+        "NLSPATH",
+        "HOSTALIASES",
+        "RES_OPTIONS",
+        "LOCALDOMAIN",
+        "TZDIR",
+        "OPENSSL_CONF",
+        "OPENSSL_ENGINES",
+        "OPENSSL_MODULES",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "RUBYOPT",
+        "RUBYLIB",
+        "PERLLIB",
+        "CLASSPATH",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "TCLLIBPATH",
+    }
+)
+RESERVED_ENV_PREFIXES = (
+    "LD_",
+    "DYLD_",
+    "MALLOC_",
+    "BASH_FUNC_",
+    "PYTHON",
+    "PERL5",
+    "PERL_",
+    "LUA_",
+    "GIT_",
+)
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # errors are raised as WhitelistError, not printed by RE2
 
 
 class WhitelistError(ValueError):
@@ -57,8 +121,10 @@ class CommandRule:
     name: str
     path: str
     max_args: int
-    arg_patterns: tuple[re.Pattern[str], ...]
+    arg_patterns: tuple[Any, ...]  # compiled RE2 patterns
     env_names: frozenset[str]
+    last_arg: Any | None = None
+    refuse: tuple[Any, ...] = ()
 
 
 def _not_allowed(message: str) -> HookError:
@@ -108,17 +174,32 @@ class Whitelist:
                 f"command {command!r} got {len(args)} arguments, the whitelist allows "
                 f"at most {rule.max_args}"
             )
+        if rule.last_arg is not None and not args:
+            raise _not_allowed(f"command {command!r} needs at least one argument")
         for index, arg in enumerate(args, start=1):
             if len(arg) > MAX_ARG_LENGTH or "\0" in arg:
                 raise _not_allowed(
                     f"argument {index} of {command!r} is longer than {MAX_ARG_LENGTH} "
                     "characters or contains a NUL byte"
                 )
-            if not any(p.fullmatch(arg) for p in rule.arg_patterns):
+            if rule.last_arg is not None and index == len(args):
+                if not rule.last_arg.fullmatch(arg):
+                    raise _not_allowed(
+                        f"the last argument of {command!r} ({arg!r}) does not match the "
+                        "whitelist's lastArg pattern"
+                    )
+            elif not any(p.fullmatch(arg) for p in rule.arg_patterns):
+                where = "before the last " if rule.last_arg is not None else ""
                 raise _not_allowed(
                     f"argument {index} of {command!r} ({arg!r}) does not match any allowed "
-                    "pattern of the whitelist"
+                    f"pattern {where}of the whitelist"
                 )
+            for pattern in rule.refuse:
+                if found := pattern.search(arg):
+                    raise _not_allowed(
+                        f"argument {index} of {command!r} contains {found.group(0)!r}, "
+                        "which the whitelist refuses"
+                    )
         for name in sorted(env):
             if name not in rule.env_names:
                 raise _not_allowed(
@@ -147,29 +228,41 @@ def _parse_command(name: str, entry: Any) -> CommandRule:
     max_args = entry.get("maxArgs", DEFAULT_MAX_ARGS)
     if not isinstance(max_args, int) or isinstance(max_args, bool) or max_args < 0:
         raise WhitelistError(f"{where}: 'maxArgs' must be a non-negative integer")
+    last_arg = entry.get("lastArg")
+    if last_arg is not None and not isinstance(last_arg, str):
+        raise WhitelistError(f"{where}: 'lastArg' must be a regular expression (a string)")
     return CommandRule(
         name=name,
         path=path,
         max_args=max_args,
-        arg_patterns=_parse_patterns(where, entry.get("args", [])),
+        arg_patterns=_parse_patterns(where, "args", entry.get("args", [])),
         env_names=_parse_env(where, entry.get("env", [])),
+        last_arg=None if last_arg is None else _compile(where, "lastArg", last_arg),
+        refuse=_parse_patterns(where, "refuse", entry.get("refuse", [])),
     )
 
 
-def _parse_patterns(where: str, raw: Any) -> tuple[re.Pattern[str], ...]:
+def _parse_patterns(where: str, key: str, raw: Any) -> tuple[Any, ...]:
     if not isinstance(raw, list):
-        raise WhitelistError(f"{where}: 'args' must be a list of regular expressions")
+        raise WhitelistError(f"{where}: {key!r} must be a list of regular expressions")
     patterns = []
     for index, item in enumerate(raw, start=1):
         if not isinstance(item, str):
-            raise WhitelistError(f"{where}: args[{index}] must be a string")
-        try:
-            patterns.append(re.compile(item))
-        except re.error as exc:
-            raise WhitelistError(
-                f"{where}: args[{index}] {item!r} is not a valid regular expression: {exc}"
-            ) from None
+            raise WhitelistError(f"{where}: {key}[{index}] must be a string")
+        patterns.append(_compile(where, f"{key}[{index}]", item))
     return tuple(patterns)
+
+
+def _compile(where: str, key: str, pattern: str) -> Any:
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", errors="replace")
+        raise WhitelistError(
+            f"{where}: {key} {pattern!r} is not a valid RE2 regular expression: {detail}"
+        ) from None
 
 
 def _parse_env(where: str, raw: Any) -> frozenset[str]:
@@ -178,9 +271,10 @@ def _parse_env(where: str, raw: Any) -> frozenset[str]:
     for name in raw:
         if not _ENV_NAME.fullmatch(name):
             raise WhitelistError(f"{where}: env name {name!r} is not a valid variable name")
-        if name == "PATH" or name.startswith("LD_"):
+        if name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES):
             raise WhitelistError(
-                f"{where}: env name {name!r} is reserved (PATH is fixed; LD_* would let "
-                "a hook load arbitrary code)"
+                f"{where}: env name {name!r} is reserved (PATH is fixed; it or its family "
+                "would let a hook make the loader, libc, a shell or an interpreter run "
+                "other code)"
             )
     return frozenset(raw)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 from prometheus_client import REGISTRY
@@ -71,7 +73,7 @@ def test_arguments_must_match_fully_not_partially() -> None:
         ("commands:\n  jq: {args: ['.']}\n", "'path' is required"),
         (
             "commands:\n  jq: {path: /usr/bin/jq, args: ['[']}\n",
-            "args[1] '[' is not a valid regular",
+            "args[1] '[' is not a valid RE2 regular",
         ),
         (
             "commands:\n  jq: {path: /usr/bin/jq, arg: []}\n",
@@ -163,3 +165,103 @@ async def test_run_polls_until_cancelled(tmp_path: pathlib.Path) -> None:
         watcher.cancel()
         with pytest.raises(asyncio.CancelledError):
             await watcher
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "GLIBC_TUNABLES",
+        "GCONV_PATH",
+        "BASH_ENV",
+        "ENV",
+        "HOME",
+        "PATH",
+        "LOCPATH",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PERL5OPT",
+        "PERL5LIB",
+        "NODE_OPTIONS",
+        "BASH_FUNC_x%%",
+        "MALLOC_CHECK_",
+        "GIT_SSH_COMMAND",
+        "JAVA_TOOL_OPTIONS",
+    ],
+)
+def test_loader_and_interpreter_environment_names_cannot_be_whitelisted(name: str) -> None:
+    text = f"commands:\n  jq: {{path: /usr/bin/jq, env: ['{name}']}}\n"
+    with pytest.raises(WhitelistError) as caught:
+        Whitelist.parse(text)
+    message = str(caught.value)
+    assert "is reserved" in message or "not a valid variable name" in message
+
+
+def test_ordinary_environment_names_stay_allowed() -> None:
+    text = "commands:\n  jq: {path: /usr/bin/jq, env: [MODE, API_REGION, LANG]}\n"
+    rule = Whitelist.parse(text).commands["jq"]
+    assert rule.env_names == {"MODE", "API_REGION", "LANG"}
+
+
+_CATASTROPHIC = """
+import sys
+from hooks.spec import HookError
+from hooks.whitelist import Whitelist
+whitelist = Whitelist.parse("commands:\\n  x: {path: /bin/true, args: ['(a+)+b']}\\n")
+try:
+    whitelist.check("x", ["a" * 8000 + "c"])
+except HookError as exc:
+    print(exc.reason)
+"""
+
+
+def test_catastrophic_patterns_run_in_linear_time() -> None:
+    """`(a+)+b` on 8,000 characters: exponential with backtracking, instant with RE2.
+
+    Run in a child process so that a backtracking matcher fails this test at the
+    (generous) bound instead of hanging the suite.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _CATASTROPHIC],
+        capture_output=True,
+        timeout=60,
+        check=True,
+        cwd=pathlib.Path(__file__).parents[3],
+    )
+    assert done.stdout.strip() == b"HookNotAllowed"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        ("(?=x).*", "invalid perl operator"),
+        ("(a)\\1", "invalid escape"),
+        (".{0,8191}", "repetition"),
+    ],
+)
+def test_patterns_re2_cannot_run_are_rejected_at_load(pattern: str, problem: str) -> None:
+    with pytest.raises(WhitelistError) as caught:
+        Whitelist.parse(f"commands:\n  jq: {{path: /usr/bin/jq, args: ['{pattern}']}}\n")
+    assert "not a valid RE2 regular expression" in str(caught.value)
+    assert problem in str(caught.value)
+
+
+def test_last_arg_and_refuse_shape_the_argument_list() -> None:
+    whitelist = Whitelist.parse(
+        "commands:\n  jq:\n    path: /usr/bin/jq\n    args: ['-[cr]+']\n"
+        "    lastArg: '[^-].*'\n    refuse: ['\\bimport\\b']\n"
+    )
+    assert whitelist.check("jq", ["-c", "-r", ".a"]) == "/usr/bin/jq"
+    for args, expected in [
+        ([], "needs at least one argument"),
+        (["-c"], "the last argument of 'jq' ('-c') does not match"),
+        (
+            [".", "/etc/passwd"],
+            "argument 1 of 'jq' ('.') does not match any allowed pattern before",
+        ),
+        (['import "x" as $x; $x'], "contains 'import'"),
+    ]:
+        with pytest.raises(HookError) as caught:
+            whitelist.check("jq", args)
+        assert expected in caught.value.message
