@@ -5,8 +5,9 @@ says: every request must carry the shared bearer token (compared in constant
 time, checked before the body is even read), every command is checked against
 the sidecar's *own* whitelist, and the process runs through
 `hooks.process.run_process` (no shell, minimal env, process-group kill, output
-caps). A semaphore bounds concurrent executions; a request waits for a slot at
-most its own timeout, then gets 429.
+caps, every descendant killed, `setsid` or not: the sidecar is a child
+subreaper). A semaphore bounds concurrent executions; a request waits for a
+slot at most its own timeout, then gets 429.
 
 API (documented with examples in docs/hooks.md):
 
@@ -42,7 +43,7 @@ import structlog
 from aiohttp import web
 
 from hooks.executor import DEFAULT_MAX_STDERR, DEFAULT_MAX_STDOUT
-from hooks.process import ExecutionResult, OutputLimitExceeded, run_process
+from hooks.process import ExecutionResult, OutputLimitExceeded, become_subreaper, run_process
 from hooks.spec import HOOK_FAILED, HookError
 from hooks.whitelist_manager import WhitelistManager
 
@@ -130,6 +131,8 @@ def create_app(
             parsed = _parse_request(await request.json(), max_timeout=limits.max_timeout)
         except ValueError as exc:
             return _error(400, str(exc))
+        except RecursionError:  # 100k-deep JSON: hostile or broken, never a 500
+            return _error(400, "request body is nested too deeply")
         try:
             path = whitelist.check(parsed.command, parsed.args, env=parsed.env.keys())
         except HookError as exc:
@@ -283,6 +286,8 @@ async def serve(
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level)
+    if not become_subreaper():  # orphans of finished hooks come to us, to be killed
+        log.warning("hooks.sidecar.no_subreaper", detail="prctl(PR_SET_CHILD_SUBREAPER) failed")
     whitelist = WhitelistManager(args.whitelist, reload_interval=args.whitelist_reload_interval)
     if whitelist.error is not None:
         sys.exit(f"externalsource-hooks-sidecar: invalid --whitelist: {whitelist.error}")

@@ -300,3 +300,80 @@ async def test_a_rotated_token_applies_without_restart(hooks_sidecar: SidecarPro
         hooks_sidecar, {"command": "sleep", "args": ["0"]}, token="rotated-token"
     )
     assert status == 200
+
+
+SETSID_HOOK = """#!/bin/sh
+# a grandchild in its own session, holding the hook's stdout open
+setsid sh -c 'echo $$ > "$PIDFILE"; exec sleep 300' &
+sleep 0.2
+echo done
+"""
+
+
+async def test_a_setsid_child_is_killed_when_its_hook_exits(
+    make_hooks_sidecar: Callable[..., SidecarProcess], tmp_path: pathlib.Path
+) -> None:
+    script = tmp_path / "escaper"
+    script.write_text(SETSID_HOOK)
+    script.chmod(0o755)
+    pidfile = tmp_path / "escaped.pid"
+    sidecar = make_hooks_sidecar(
+        whitelist=f"commands:\n  escaper: {{path: {script}, maxArgs: 0, env: [PIDFILE]}}\n"
+    )
+    status, result = await execute(
+        sidecar, {"command": "escaper", "env": {"PIDFILE": str(pidfile)}, "timeout": 60}
+    )
+    assert status == 200
+    assert result["exitCode"] == 0
+    assert result["timedOut"] is False  # answered when the hook exited, not at the timeout
+    assert base64.b64decode(result["stdout"]) == b"done\n"
+    assert wait_gone(int(pidfile.read_text())), "the setsid grandchild survived its hook"
+
+
+async def test_setsid_hooks_at_their_timeout_free_their_slots(
+    make_hooks_sidecar: Callable[..., SidecarProcess], tmp_path: pathlib.Path
+) -> None:
+    """Two slots, setsid hooks that never end: each slot is freed at the hook's timeout."""
+    script = tmp_path / "escaper"
+    script.write_text(SETSID_HOOK.replace("echo done", "sleep 300"))
+    script.chmod(0o755)
+    sidecar = make_hooks_sidecar(
+        whitelist=DEFAULT_WHITELIST
+        + f"  escaper: {{path: {script}, maxArgs: 0, env: [PIDFILE]}}\n",
+        extra_args=("--max-concurrent", "2"),
+    )
+    pidfiles = [tmp_path / f"escaped-{i}.pid" for i in range(4)]
+    results = await asyncio.gather(
+        *(
+            execute(sidecar, {"command": "escaper", "env": {"PIDFILE": str(p)}, "timeout": 1})
+            for p in pidfiles
+        )
+    )
+    # 4 hooks, 2 slots: the last two waited for a slot at most their own timeout (1 s);
+    # slots freed at the first two's timeouts, so at least those two ran and timed out
+    timed_out = [r for status, r in results if status == 200 and r["timedOut"]]
+    assert len(timed_out) >= 2, results
+    for pidfile in pidfiles:
+        if pidfile.exists():
+            assert wait_gone(int(pidfile.read_text())), "a setsid grandchild survived"
+    status, result = await execute(
+        sidecar, {"command": "jq", "args": ["-c", "."], "stdin": b64(b"[1]"), "timeout": 10}
+    )
+    assert status == 200, result  # every slot is free again
+
+
+async def test_hundred_thousand_deep_json_is_a_400(hooks_sidecar: SidecarProcess) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{hooks_sidecar.url}/v1/execute",
+            data=deep,
+            headers={
+                "Authorization": f"Bearer {hooks_sidecar.token}",
+                "Content-Type": "application/json",
+            },
+        ) as response,
+    ):
+        assert response.status == 400
+        assert await response.json() == {"error": "request body is nested too deeply"}
