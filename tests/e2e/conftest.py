@@ -170,7 +170,49 @@ def controller_identity(control_plane: ControlPlane) -> ControllerIdentity:
     )
 
 
-MakeController = Callable[..., ControllerProcess]
+class MakeController:
+    """Factory of controller processes: `make_controller(*flags, env=None, storage="memory",
+    kubeconfig=None, wait=True) -> ControllerProcess`; `.started` lists them all."""
+
+    def __init__(
+        self, *, identity: ControllerIdentity, directory: pathlib.Path, node: pytest.Item
+    ) -> None:
+        self.identity = identity
+        self.directory = directory
+        self.started: list[ControllerProcess] = []
+        self._logs = node.stash.setdefault(LOG_SOURCES, [])
+
+    def __call__(
+        self,
+        *flags: str,
+        env: dict[str, str] | None = None,
+        storage: str = "memory",
+        kubeconfig: pathlib.Path | None = None,
+        wait: bool = True,
+    ) -> ControllerProcess:
+        name = f"controller-{len(self.started)}"
+        process = ControllerProcess(
+            name=name,
+            directory=self.directory / name,
+            kubeconfig=kubeconfig or self.identity.kubeconfig,
+            args=flags,
+            env={"RUNTIME_NAMESPACE": self.identity.namespace, **(env or {})},
+            storage=storage,
+        )
+        self.started.append(process)
+        self._logs.append((f"{name} log (tail)", process.log_tail))
+        process.start()
+        if wait:
+            process.wait_ready()
+        return process
+
+    def any_running(self) -> bool:
+        return any(p.running for p in self.started)
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            if process.running:
+                process.stop(timeout=15)
 
 
 @pytest.fixture
@@ -180,36 +222,9 @@ def make_controller(
     tmp_path: pathlib.Path,
 ) -> Iterator[MakeController]:
     """Factory of controller processes; all stopped at teardown, logs shown on failure."""
-    started: list[ControllerProcess] = []
-    sources = request.node.stash.setdefault(LOG_SOURCES, [])
-
-    def make(
-        *flags: str,
-        env: dict[str, str] | None = None,
-        storage: str = "memory",
-        kubeconfig: pathlib.Path | None = None,
-        wait: bool = True,
-    ) -> ControllerProcess:
-        name = f"controller-{len(started)}"
-        process = ControllerProcess(
-            name=name,
-            directory=tmp_path / name,
-            kubeconfig=kubeconfig or controller_identity.kubeconfig,
-            args=flags,
-            env={"RUNTIME_NAMESPACE": controller_identity.namespace, **(env or {})},
-            storage=storage,
-        )
-        started.append(process)
-        sources.append((f"{name} log (tail)", process.log_tail))
-        process.start()
-        if wait:
-            process.wait_ready()
-        return process
-
-    yield make
-    for process in reversed(started):
-        if process.running:
-            process.stop(timeout=15)
+    factory = MakeController(identity=controller_identity, directory=tmp_path, node=request.node)
+    yield factory
+    factory.stop_all()
 
 
 @pytest.fixture
@@ -218,18 +233,24 @@ def e2e_namespace(
 ) -> Iterator[str]:
     """A fresh namespace (its name); its sources and then itself are deleted at teardown.
 
-    It depends on `make_controller`, so the test's controllers are still running at
-    this teardown and release their finalizers; finalizers left without a controller
-    are removed so the namespace can go.
+    It depends on `make_controller`, so the test's controllers still run at this
+    teardown and release their finalizers; when the test left none running, the
+    finalizers are removed by hand so the namespace can go.
     """
     name = "e2e-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())
     name = name[:50].rstrip("-") + "-" + os.urandom(3).hex()
     control_plane.kubectl("create", "namespace", name)
     yield name
-    result = control_plane.kubectl(
-        "delete", "externalsources", "--all", "-n", name, "--timeout=20s", check=False
-    )
-    if result.returncode != 0:
+    deleted = False
+    if make_controller.any_running():
+        result = control_plane.kubectl(
+            "delete", "externalsources", "--all", "-n", name, "--timeout=20s", check=False
+        )
+        deleted = result.returncode == 0
+    if not deleted:
+        control_plane.kubectl(
+            "delete", "externalsources", "--all", "-n", name, "--wait=false", check=False
+        )
         left = control_plane.kubectl(
             "get", "externalsources", "-n", name, "-o", "name", check=False
         ).stdout.split()
