@@ -23,7 +23,7 @@ import yaml
 from controller.api.durations import parse_duration
 from controller.api.validation import validate_spec
 from controller.fetchrequest import SecretNotFoundError, build_request, decode_secret
-from controller.reconciler import Produced, produce
+from controller.pipeline import Produced, produce
 from generators import registry
 from generators.base import FetchError, GeneratorSettings
 from hooks.cel import compile_transform
@@ -93,7 +93,10 @@ async def fetch(
     whitelist = Whitelist(commands={})  # no whitelist: every hook is refused, as in the cluster
     if whitelist_file:
         whitelist = Whitelist.parse(await anyio.Path(whitelist_file).read_text(encoding="utf-8"))
-    generator = registry.create(spec["generator"]["type"], settings or GeneratorSettings())
+    # loopback allowed: trying a source against a server on one's own machine is what
+    # local mode is for, and no pod's internals sit behind it (docs/security.md)
+    settings = settings or GeneratorSettings(allow_loopback=True)
+    generator = registry.create(spec["generator"]["type"], settings)
     try:
         request = await build_request(
             secrets,

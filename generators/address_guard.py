@@ -1,11 +1,20 @@
-"""The metadata-address guard: never connect to link-local or cloud-metadata addresses.
+"""The address guard: no connection to link-local, metadata or (by default) loopback addresses.
 
 A source URL (or a redirect an origin sends) pointing at 169.254.169.254 would
-let anyone who can create an ExternalSource read the node's cloud credentials.
-The check has to happen on the address actually connected to, not on a name
-resolved earlier (DNS rebinding), so `GuardedResolver` sits inside aiohttp's
-connector and filters every resolution it makes; IP literals never reach a
-resolver in aiohttp, so `check_literal` covers them on every redirect hop.
+let anyone who can create an ExternalSource read the node's cloud credentials;
+one pointing at the pod's own loopback (`http://0x7f.1:8080/metrics`, the hooks
+sidecar) would publish the pod's internals as an artifact. The check has to
+happen on the address actually connected to, not on a name resolved earlier
+(DNS rebinding), so `GuardedResolver` sits inside aiohttp's connector and
+filters every resolution it makes; IP literals never reach a resolver in
+aiohttp, so `refusal` covers them on every redirect hop — including the legacy
+forms `inet_aton` accepts (`0x7f.1`, `2130706433`, `127.1`, `0177.0.0.1`) and
+IPv4 embedded in IPv6 (`::ffff:127.0.0.1`, NAT64, 6to4).
+
+Loopback here means 127.0.0.0/8, ::1 and the unspecified addresses (0.0.0.0,
+::), which Linux connects to the local host. `--allow-loopback-addresses`
+lifts that part (tests, local mode), `--allow-link-local-addresses` the other;
+see docs/security.md ("Outbound requests").
 """
 
 from __future__ import annotations
@@ -20,28 +29,75 @@ _LINK_LOCAL_V6 = ipaddress.IPv6Network("fe80::/10")
 _METADATA_V6 = ipaddress.IPv6Address("fd00:ec2::254")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_LOOPBACK_V4 = ipaddress.IPv4Network("127.0.0.0/8")
+_UNSPECIFIED_V4 = ipaddress.IPv4Address("0.0.0.0")  # noqa: S104 - an address we refuse
+
+LINK_LOCAL = "a link-local or cloud metadata address"
+LOOPBACK = "a loopback address"
 
 
 class AddressNotAllowedError(OSError):
     """A host resolved only to refused addresses (an OSError: aiohttp's connector passes it on)."""
 
-    def __init__(self, host: str) -> None:
-        super().__init__(f"{host} is a link-local or cloud metadata address")
+    def __init__(self, host: str, what: str = LINK_LOCAL) -> None:
+        super().__init__(f"{host} is {what}")
         self.host = host
+        self.what = what
+
+
+def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = address.split("%", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    if not text or not all(c.isalnum() or c == "." for c in text):
+        return None
+    try:  # the forms getaddrinfo also accepts: 0x7f.1, 2130706433, 127.1, 0177.0.0.1
+        return ipaddress.IPv4Address(socket.inet_aton(text))
+    except OSError:
+        return None
+
+
+def _ipv4_view(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return embedded
+    return ip
 
 
 def is_refused(address: str) -> bool:
     """Whether `address` (an IP literal, optionally with a %zone) is link-local or metadata."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0].strip("[]"))
-    except ValueError:
+    ip = _parse(address)
+    if ip is None:
         return False
+    ip = _ipv4_view(ip)
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(ip)
-        if embedded is None:
-            return ip in _LINK_LOCAL_V6 or ip == _METADATA_V6
-        ip = embedded
+        return ip in _LINK_LOCAL_V6 or ip == _METADATA_V6
     return ip in _LINK_LOCAL_V4
+
+
+def is_loopback(address: str) -> bool:
+    """Whether `address` (an IP literal in any form) reaches the local host."""
+    ip = _parse(address)
+    if ip is None:
+        return False
+    ip = _ipv4_view(ip)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return ip.is_loopback or ip.is_unspecified
+    return ip in _LOOPBACK_V4 or ip == _UNSPECIFIED_V4
+
+
+def refusal(address: str, *, allow_link_local: bool, allow_loopback: bool) -> str | None:
+    """What `address` is if the policy refuses it (`LINK_LOCAL`, `LOOPBACK`), else None."""
+    if not allow_link_local and is_refused(address):
+        return LINK_LOCAL
+    if not allow_loopback and is_loopback(address):
+        return LOOPBACK
+    return None
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -55,24 +111,46 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 
 def check_literal(host: str) -> None:
-    """Refuse a URL host that is itself a refused IP literal."""
+    """Refuse a URL host that is itself a link-local/metadata IP literal."""
     if is_refused(host):
         raise AddressNotAllowedError(host)
 
 
 class GuardedResolver(AbstractResolver):
-    """Wraps aiohttp's resolver and drops refused addresses from every answer."""
+    """Wraps aiohttp's resolver and drops refused addresses from every answer.
 
-    def __init__(self, inner: AbstractResolver) -> None:
+    `allow_loopback` defaults to True for the callers that predate the loopback
+    rule (the s3 generator); the http generator passes its setting.
+    """
+
+    def __init__(
+        self,
+        inner: AbstractResolver,
+        *,
+        allow_link_local: bool = False,
+        allow_loopback: bool = True,
+    ) -> None:
         self._inner = inner
+        self._allow_link_local = allow_link_local
+        self._allow_loopback = allow_loopback
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        allowed = [r for r in results if not is_refused(r["host"])]
+        allowed, what = [], LINK_LOCAL
+        for result in results:
+            reason = refusal(
+                result["host"],
+                allow_link_local=self._allow_link_local,
+                allow_loopback=self._allow_loopback,
+            )
+            if reason is None:
+                allowed.append(result)
+            else:
+                what = reason
         if results and not allowed:
-            raise AddressNotAllowedError(host)
+            raise AddressNotAllowedError(host, what)
         return allowed
 
     async def close(self) -> None:

@@ -102,6 +102,15 @@ class GeneratorSettings:
             "(169.254.0.0/16, fd00:ec2::254).",
         },
     )
+    allow_loopback: bool = attrs.field(
+        default=False,
+        metadata={
+            "flag": "--allow-loopback-addresses",
+            "help": "Allow fetching from loopback addresses (127.0.0.0/8, ::1, 0.0.0.0), for "
+            "tests and local mode; refused by default so a source cannot publish the pod's "
+            "own endpoints.",
+        },
+    )
     max_redirects: int = attrs.field(
         default=10,
         metadata={"flag": "--max-redirects", "help": "Maximum redirects followed per request."},

@@ -10,9 +10,11 @@ Other methods are sent once, unconditionally: `If-None-Match` on a POST means
 something else (412 semantics), so their results are always full bodies.
 
 Redirects are followed here, not by aiohttp, so that every hop passes the
-metadata-address guard and so that request headers (they come from a Secret:
-tokens, cookies, API keys) are dropped for good as soon as a hop changes
-scheme, host or port. The whole fetch, all hops included, runs under one
+address guard, so that request headers (they come from a Secret: tokens,
+cookies, API keys) are dropped for good as soon as a hop changes scheme, host
+or port, and so that a redirect from https to http is refused (as curl and
+Flux do): a downgrade would expose the request and trust an unauthenticated
+answer. The whole fetch, all hops included, runs under one
 deadline (`HttpRequest.timeout`).
 """
 
@@ -30,7 +32,7 @@ from aiohttp.resolver import ThreadedResolver
 from multidict import CIMultiDict
 
 from generators import http_errors, reasons
-from generators.address_guard import AddressNotAllowedError, is_refused
+from generators.address_guard import AddressNotAllowedError, refusal
 from generators.base import (
     Fetched,
     FetchError,
@@ -64,7 +66,8 @@ class HttpGenerator(SourceGenerator):
         self._settings = settings
         self._pool = SessionPool(
             resolver_factory=resolver_factory,
-            guard_addresses=not settings.allow_link_local,
+            allow_link_local=settings.allow_link_local,
+            allow_loopback=settings.allow_loopback,
             key_dir=settings.spool_dir,
         )
 
@@ -196,7 +199,16 @@ class _Exchange:
                     reason=reasons.INVALID_REDIRECT,
                     transient=False,
                 )
-            url = self._parse(url.join(yarl.URL(location)).human_repr(), where=where)
+            target = self._parse(url.join(yarl.URL(location)).human_repr(), where=where)
+            if url.scheme == "https" and target.scheme == "http":
+                # as curl and Flux do: a redirect must not strip TLS from the fetch
+                raise FetchError(
+                    f"{where}: refusing a redirect from https to http "
+                    f"({http_errors.redact_url(target)})",
+                    reason=reasons.INVALID_REDIRECT,
+                    transient=False,
+                )
+            url = target
             if headers and _origin(url) != first_origin:
                 headers = CIMultiDict()
                 log.debug("redirect to another origin, request headers dropped")
@@ -241,20 +253,25 @@ class _Exchange:
             raise http_errors.invalid_request(where=where, problem=problem) from None
 
     async def _guard(self, url: yarl.URL, *, where: str) -> None:
-        """Refuse link-local/metadata targets; names are also filtered at connect time."""
+        """Refuse link-local/metadata/loopback targets; names are also filtered at connect time."""
         host = url.raw_host or ""
-        if self._settings.allow_link_local:
+        settings = self._settings
+        if settings.allow_link_local and settings.allow_loopback:
             return
-        if is_refused(host):
-            raise http_errors.address_refused(where=where, host=host)
+        what = refusal(
+            host, allow_link_local=settings.allow_link_local, allow_loopback=settings.allow_loopback
+        )
+        if what is not None:
+            raise http_errors.address_refused(where=where, host=host, what=what)
         if self._request.proxy is not None:
-            # the proxy, not our connector, resolves the target: check the name ourselves
+            # the proxy, not our connector, resolves the target: check the name ourselves,
+            # and fail closed when we cannot (a name only the proxy resolves is unchecked)
             try:
                 await self._resolver.resolve(host, url.port or 0)
-            except AddressNotAllowedError:
-                raise http_errors.address_refused(where=where, host=host) from None
+            except AddressNotAllowedError as exc:
+                raise http_errors.address_refused(where=where, host=host, what=exc.what) from None
             except OSError:
-                return
+                raise http_errors.address_unchecked(where=where, host=host) from None
 
     @staticmethod
     def _parse(raw: str, *, where: str) -> yarl.URL:

@@ -20,7 +20,7 @@ import aiohttp
 import yarl
 
 from generators import reasons
-from generators.address_guard import AddressNotAllowedError
+from generators.address_guard import LINK_LOCAL, LOOPBACK, AddressNotAllowedError
 from generators.base import FetchError
 
 
@@ -74,12 +74,22 @@ def status_error(*, where: str, status: int, retry_after: str | None = None) -> 
     return FetchError(answered, reason=reasons.UNEXPECTED_STATUS, transient=False)
 
 
-def address_refused(*, where: str, host: str) -> FetchError:
+def address_refused(*, where: str, host: str, what: str = LINK_LOCAL) -> FetchError:
+    flag = "--allow-loopback-addresses" if what == LOOPBACK else "--allow-link-local-addresses"
     return FetchError(
-        f"{where}: {host} is a link-local or cloud metadata address, refused "
-        "(--allow-link-local-addresses)",
+        f"{where}: {host} is {what}, refused ({flag})",
         reason=reasons.ADDRESS_NOT_ALLOWED,
         transient=False,
+    )
+
+
+def address_unchecked(*, where: str, host: str) -> FetchError:
+    """Behind a proxy the target's name must still resolve here to be checked: fail closed."""
+    return FetchError(
+        f"{where}: {host} does not resolve here, so its address cannot be checked and the "
+        "request is not sent to the proxy (the address guard fails closed)",
+        reason=reasons.DNS_RESOLUTION_FAILED,
+        transient=True,
     )
 
 
@@ -96,7 +106,7 @@ def classify(exc: BaseException, *, where: str) -> FetchError:
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
         exc.os_error, AddressNotAllowedError
     ):
-        return address_refused(where=where, host=exc.os_error.host)
+        return address_refused(where=where, host=exc.os_error.host, what=exc.os_error.what)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         detail = _verify_message(exc.certificate_error)
         return FetchError(

@@ -105,20 +105,35 @@ class SessionPool:
     """A bounded LRU of aiohttp sessions keyed by `tls_key`."""
 
     def __init__(
-        self, *, resolver_factory: ResolverFactory, guard_addresses: bool, key_dir: str | None
+        self,
+        *,
+        resolver_factory: ResolverFactory,
+        allow_link_local: bool,
+        allow_loopback: bool,
+        key_dir: str | None,
     ) -> None:
         self._resolver_factory = resolver_factory
-        self._guard_addresses = guard_addresses
+        self._allow_link_local = allow_link_local
+        self._allow_loopback = allow_loopback
         self._key_dir = key_dir
         self._resolver: AbstractResolver | None = None
         self._sessions: OrderedDict[str, _Pooled] = OrderedDict()
 
     @property
     def resolver(self) -> AbstractResolver:
-        """The resolver every session connects through (guarded unless link-local is allowed)."""
+        """The resolver every session connects through (guarded unless everything is allowed)."""
         if self._resolver is None:
             inner = self._resolver_factory()
-            self._resolver = GuardedResolver(inner) if self._guard_addresses else inner
+            guarded = not (self._allow_link_local and self._allow_loopback)
+            self._resolver = (
+                GuardedResolver(
+                    inner,
+                    allow_link_local=self._allow_link_local,
+                    allow_loopback=self._allow_loopback,
+                )
+                if guarded
+                else inner
+            )
         return self._resolver
 
     @contextlib.asynccontextmanager

@@ -23,7 +23,10 @@ def spool_dir(tmp_path: pathlib.Path) -> pathlib.Path:
 
 @pytest.fixture
 def settings(spool_dir: pathlib.Path) -> GeneratorSettings:
-    return GeneratorSettings(spool_dir=str(spool_dir), spool_memory_threshold=1024)
+    # the test origins listen on loopback, which the address guard refuses by default
+    return GeneratorSettings(
+        spool_dir=str(spool_dir), spool_memory_threshold=1024, allow_loopback=True
+    )
 
 
 @pytest_asyncio.fixture

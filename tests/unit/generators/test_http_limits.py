@@ -20,7 +20,10 @@ LIMIT = 256 * 1024
 @pytest.fixture
 def limited(settings: GeneratorSettings) -> GeneratorSettings:
     return GeneratorSettings(
-        max_body_size=LIMIT, spool_dir=settings.spool_dir, spool_memory_threshold=1024
+        max_body_size=LIMIT,
+        spool_dir=settings.spool_dir,
+        spool_memory_threshold=1024,
+        allow_loopback=True,
     )
 
 

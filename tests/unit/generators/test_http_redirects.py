@@ -76,7 +76,9 @@ async def test_redirect_loop_is_a_configuration_error(
     settings: GeneratorSettings, origin: OriginServer
 ) -> None:
     origin.mode("/loop", redirect="/loop")
-    generator = HttpGenerator(GeneratorSettings(max_redirects=3, spool_dir=settings.spool_dir))
+    generator = HttpGenerator(
+        GeneratorSettings(max_redirects=3, spool_dir=settings.spool_dir, allow_loopback=True)
+    )
     try:
         with pytest.raises(FetchError) as caught:
             await generator.fetch(HttpRequest(url=origin.url("/loop")))

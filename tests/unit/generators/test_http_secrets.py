@@ -36,7 +36,7 @@ async def test_no_secret_in_errors_or_logs(
     forward_proxy: ForwardProxy,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    small = GeneratorSettings(max_body_size=1024, spool_dir=settings.spool_dir)
+    small = GeneratorSettings(max_body_size=1024, spool_dir=settings.spool_dir, allow_loopback=True)
     generator = HttpGenerator(small)
     origin.mode("/404", status=404)
     origin.mode("/429", status=429, retry_after="1")

@@ -84,7 +84,7 @@ def _observations(generator: str, outcome: str) -> float:
 async def test_every_created_generator_records_outcomes(origin: OriginServer) -> None:
     origin.set("/m", body=b"{}", etag='"v1"')
     origin.mode("/gone", status=404)
-    generator = registry.create("http", GeneratorSettings())
+    generator = registry.create("http", GeneratorSettings(allow_loopback=True))
     before = {o: _count("http", o) for o in ("modified", "not_modified", "error")}
     timed = _observations("http", "not_modified")
     try:
