@@ -10,13 +10,19 @@
 # Builder: a virtualenv installed from constraints.txt (exact pins, wheels only,
 # so no compiler is needed or present). Final: the same slim base, the venv, jq,
 # a numeric non-root user and no pip/setuptools/wheel in the venv.
+#
+# BASE is any Debian bookworm image with python3 (3.11) and python3-venv; the
+# default is the official slim Python image. CI, which cannot reach Docker Hub,
+# builds from a debootstrap'ed bookworm (tests/e2e/test_image.py). Both stages
+# must use the same BASE: the venv links to the base's interpreter.
+ARG BASE=python:3.11-slim-bookworm
 
-FROM python:3.11-slim-bookworm AS builder
+FROM ${BASE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python -m venv /opt/externalsource
+RUN python3 -m venv /opt/externalsource
 COPY constraints.txt ./
 RUN /opt/externalsource/bin/pip install --only-binary=:all: --requirement constraints.txt
 COPY pyproject.toml README.md LICENSE ./
@@ -30,12 +36,15 @@ RUN /opt/externalsource/bin/pip install --no-deps --constraint constraints.txt .
     && find /opt/externalsource -name '__pycache__' -type d -prune -exec rm -rf {} + \
     && /opt/externalsource/bin/python -m compileall -q /opt/externalsource
 
-FROM python:3.11-slim-bookworm AS final
-ARG JQ_VERSION=1.6-2.1
+FROM ${BASE} AS final
+# bookworm's jq 1.6, any Debian revision (point releases and security updates replace it)
+ARG JQ_VERSION=1.6-2.1*
+# the base's own pip (the official image has one, Debian's python3 has none) goes too
 RUN apt-get update \
     && apt-get install --yes --no-install-recommends "jq=${JQ_VERSION}" \
     && rm -rf /var/lib/apt/lists/* \
-    && pip uninstall --yes pip setuptools wheel
+    && if python3 -m pip --version >/dev/null 2>&1; then \
+        python3 -m pip uninstall --yes pip setuptools wheel; fi
 COPY --from=builder /opt/externalsource /opt/externalsource
 ENV PATH=/opt/externalsource/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -32,7 +32,7 @@ class Instruction:
 
 
 def stages() -> list[list[Instruction]]:
-    """Instructions per stage, continuation lines joined, comments dropped."""
+    """Instructions per stage, continuation lines joined, comments dropped (global ARGs too)."""
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
     result: list[list[Instruction]] = []
     for raw in text.splitlines():
@@ -42,7 +42,9 @@ def stages() -> list[list[Instruction]]:
         keyword, _, value = line.partition(" ")
         if keyword.upper() == "FROM":
             result.append([])
-        assert result, "instruction before the first FROM"
+        if not result:
+            assert keyword.upper() == "ARG", "only ARGs before the first FROM"
+            continue
         result[-1].append(Instruction(keyword.upper(), value.strip()))
     return result
 
@@ -61,12 +63,22 @@ def test_hadolint_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def base_default() -> str:
+    """The default of `ARG BASE` (declared before the first FROM)."""
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    head = text[: text.index("\nFROM ")]
+    match = re.search(r"^ARG BASE=(\S+)$", head, flags=re.MULTILINE)
+    assert match, "the base image is an argument: ARG BASE=... before the first FROM"
+    return match[1]
+
+
 def test_multi_stage_with_slim_bases() -> None:
     all_stages = stages()
     assert len(all_stages) >= 2
+    base = base_default()
+    assert re.fullmatch(r"python:3\.11[.\d]*-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
     for stage in all_stages:
-        base = stage[0].value.split()[0]
-        assert re.fullmatch(r"python:3\.11[.\d]*-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
+        assert stage[0].value.split()[0] == "${BASE}", "every stage builds on the same BASE"
 
 
 def test_final_stage_runs_as_numeric_non_root_user() -> None:
