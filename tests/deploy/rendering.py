@@ -31,12 +31,40 @@ SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 Obj = dict[str, Any]
 
 
-def render_chart(values: Mapping[str, Any] | None = None) -> tuple[list[Obj], str]:
+#: value sets of the documented installs (docs/installation.md), combined by the tests
+S3 = {
+    "backend": "s3",
+    "s3": {
+        "bucket": "artifacts",
+        "endpoint": "https://minio.example:9000",
+        "region": "eu-west-1",
+        "pathStyle": True,
+        "credentialsSecret": {"name": "s3-creds"},
+    },
+}
+FILESYSTEM = {"backend": "filesystem"}
+FILESYSTEM_RWX = {
+    "backend": "filesystem",
+    "filesystem": {"persistence": {"accessModes": ["ReadWriteMany"]}},
+}
+MONITORING = {
+    "serviceMonitor": {"enabled": True},
+    "prometheusRule": {"enabled": True},
+    "dashboards": {"enabled": True},
+}
+
+
+def render_chart(
+    values: Mapping[str, Any] | None = None,
+    *,
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
+) -> tuple[list[Obj], str]:
     """(objects, NOTES.txt) of `helm template` with `values` over the chart defaults."""
     with helm.Chart.load(CHART) as chart:
         chart.validate_schema(dict(values or {}))
         rendered = chart.render(
-            dict(values or {}), name=RELEASE, namespace=NAMESPACE, is_install=True
+            dict(values or {}), name=release, namespace=namespace, is_install=True
         )
     notes = ""
     objects: list[Obj] = []

@@ -24,8 +24,12 @@ from controller.config import (
 from tests.deploy import chartvalues
 from tests.deploy.rendering import (
     CHART,
+    FILESYSTEM,
+    FILESYSTEM_RWX,
+    MONITORING,
     NAMESPACE,
     ROOT,
+    S3,
     assert_hardened,
     container,
     find,
@@ -37,26 +41,6 @@ from tests.deploy.rendering import (
 )
 
 DASHBOARD = CHART / "dashboards" / "externalsource-controller.json"
-S3 = {
-    "backend": "s3",
-    "s3": {
-        "bucket": "artifacts",
-        "endpoint": "https://minio.example:9000",
-        "region": "eu-west-1",
-        "pathStyle": True,
-        "credentialsSecret": {"name": "s3-creds"},
-    },
-}
-FILESYSTEM = {"backend": "filesystem"}
-FILESYSTEM_RWX = {
-    "backend": "filesystem",
-    "filesystem": {"persistence": {"accessModes": ["ReadWriteMany"]}},
-}
-MONITORING = {
-    "serviceMonitor": {"enabled": True},
-    "prometheusRule": {"enabled": True},
-    "dashboards": {"enabled": True},
-}
 
 
 def parsed(deployment: dict[str, Any]) -> Config:
@@ -193,7 +177,7 @@ def _non_default(spec: FlagSpec) -> Any:
     if spec.duration:
         return format_duration((spec.default or 1) * 2)
     if spec.kind in (int, float):
-        return spec.default + 1
+        return (spec.default or 0) + 1
     if spec.kind in (list, tuple):
         return ["a", "b"]
     return strings.get(spec.key, f"/tmp/{spec.key}")
