@@ -187,14 +187,14 @@ class MakeController:
         *flags: str,
         env: dict[str, str] | None = None,
         storage: str = "memory",
-        kubeconfig: pathlib.Path | None = None,
+        kubeconfig: str | os.PathLike[str] | None = None,
         wait: bool = True,
     ) -> ControllerProcess:
         name = f"controller-{len(self.started)}"
         process = ControllerProcess(
             name=name,
             directory=self.directory / name,
-            kubeconfig=kubeconfig or self.identity.kubeconfig,
+            kubeconfig=pathlib.Path(kubeconfig or self.identity.kubeconfig),
             args=flags,
             env={"RUNTIME_NAMESPACE": self.identity.namespace, **(env or {})},
             storage=storage,

@@ -239,7 +239,7 @@ class ControlPlane:
         *args: str,
         input: str | None = None,
         check: bool = True,
-        kubeconfig: pathlib.Path | None = None,
+        kubeconfig: str | os.PathLike[str] | None = None,
         timeout: float = 60.0,
     ) -> subprocess.CompletedProcess[str]:
         """Run the envtest kubectl with the admin kubeconfig (or `kubeconfig`); text output.

@@ -105,10 +105,10 @@ def stop_all(*, timeout: float = 10.0) -> None:
         stop(process, timeout=timeout)
 
 
-def leftover_processes() -> list[str]:
-    """`pid cmdline` of live processes carrying this session's marker (should be none)."""
+def leftover_processes(session_id: str = SESSION_ID) -> list[str]:
+    """`pid cmdline` of live processes carrying a session's marker (this one's by default)."""
     found = []
-    marker = f"{SESSION_VARIABLE}={SESSION_ID}".encode()
+    marker = f"{SESSION_VARIABLE}={session_id}".encode()
     for entry in pathlib.Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
