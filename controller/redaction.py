@@ -19,7 +19,11 @@ What is registered for each value (str, or bytes decoded as UTF-8):
 - each line of a multi-line value (a PEM key quoted line by line);
 - the obvious encodings a program may print it in: standard and URL-safe
   base64 (with and without padding), percent-encoding, and JSON string
-  escaping (what `jq` or a JSON error body shows).
+  escaping (what `jq` or a JSON error body shows);
+- for values of at least `MIN_BASE64_CORE` bytes, the three base64 "cores" of
+  the value: the characters that depend on the value alone whatever its offset
+  in a longer encoded text, so `@base64` of a whole headers object is caught
+  too (at most the two bytes at each edge of the value stay visible).
 
 Values shorter than `MIN_LENGTH` (4) characters are not registered: scrubbing
 every ``1``, ``on`` or ``GET`` would mangle messages beyond use while
@@ -46,6 +50,8 @@ from typing import Any
 REDACTED = "[redacted]"
 #: values shorter than this (in characters) are not registered; see the module docstring
 MIN_LENGTH = 4
+#: values from this many bytes on also register their base64 cores (see the docstring)
+MIN_BASE64_CORE = 8
 
 
 class _Scope:
@@ -147,6 +153,8 @@ def _forms(value: str | bytes) -> set[str]:
         std = base64.b64encode(item).decode("ascii")
         url = base64.urlsafe_b64encode(item).decode("ascii")
         forms.update({std, std.rstrip("="), url, url.rstrip("=")})
+        if len(item) >= MIN_BASE64_CORE:
+            forms.update(_base64_cores(item))
     for t in texts:
         if len(t) < MIN_LENGTH:
             continue
@@ -155,3 +163,19 @@ def _forms(value: str | bytes) -> set[str]:
         forms.add(json.dumps(t)[1:-1])
         forms.add(json.dumps(t, ensure_ascii=False)[1:-1])
     return {f for f in forms if len(f) >= MIN_LENGTH}
+
+
+def _base64_cores(raw: bytes) -> set[str]:
+    """For each offset mod 3, the base64 characters determined by `raw` alone."""
+    cores = set()
+    n = len(raw)
+    for shift in range(3):
+        padded = bytes(shift) + raw
+        # character j encodes bits 6j..6j+5: keep it if all its bits lie inside `raw`
+        first = next(j for j in range(8) if (6 * j) // 8 >= shift)
+        last = max(
+            j for j in range(first, (n + shift) * 8 // 6 + 1) if (6 * j + 5) // 8 < shift + n
+        )
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            cores.add(encode(padded).decode("ascii")[first : last + 1])
+    return cores

@@ -106,3 +106,21 @@ def test_log_lines_are_scrubbed_ours_foreign_and_exceptions() -> None:
     assert lines[0]["args"] == ["[redacted]"]
     assert lines[1]["event"] == "echoed [redacted]"
     assert "bad header [redacted]" in lines[2]["exception"]
+
+
+@pytest.mark.parametrize("prefix", ["", "a", "ab", '{"X-Api-Key":"', "Bearer "])
+def test_base64_of_a_longer_text_containing_the_value_is_scrubbed(prefix: str) -> None:
+    """`@base64` of a whole headers object: the value's own characters are redacted."""
+    encoded = base64.b64encode(f'{prefix}{KEY}"}}'.encode()).decode()
+    with redaction.scope():
+        redaction.register([KEY])
+        scrubbed = redaction.scrub(f"jq: error: {encoded}")
+    assert "[redacted]" in scrubbed
+    # what is left can decode to at most two bytes of the value at each edge
+    for size in range(5, len(KEY)):
+        for start in range(len(KEY) - size + 1):
+            piece = KEY[start : start + size].encode()
+            for shift in range(3):
+                core = base64.b64encode(bytes(shift) + piece).decode()[4:-4]
+                if len(core) >= 8:
+                    assert core not in scrubbed
