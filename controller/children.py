@@ -1,4 +1,4 @@
-"""The ExternalArtifact we publish for each ExternalSource (SPEC §3.2).
+"""The ExternalArtifact we publish for each ExternalSource (docs/architecture.md, step 14).
 
 Same name and namespace as the source, controlled by it through an
 ownerReference (so Kubernetes garbage-collects it too), `spec.sourceRef` with
@@ -6,24 +6,35 @@ all four fields (`flux trace` needs them), status written through `/status`.
 An ExternalArtifact of that name that another owner controls is never
 touched: that is a conflict the user must resolve.
 
-Writes happen only when something differs from what is already there, so a
-reconcile that republishes the same revision costs one GET and no write.
+The current object is read from the ExternalArtifact informer's cache, not
+with a GET, and a write happens only when something differs: a reconcile that
+republishes the same revision writes nothing, and the fast path uses the same
+check to repair a child someone deleted or edited. The cache may lag behind
+our own create by a watch event: a 409 on create falls back to one GET.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from controller import conditions as cond
-from controller.api import reasons
-from controller.resources import EXTERNAL_ARTIFACTS, KubeClient
+from controller.api import names, reasons
+from controller.patches import merge_diff
+from controller.runtime.client import ApiError, KubeClient
+from controller.runtime.keys import ObjectKey
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "externalsource-controller"}
-SHARDING_LABEL = "sharding.fluxcd.io/key"
+JSON = dict[str, Any]
+Lookup = Callable[[ObjectKey], JSON | None]
 
 
 class ArtifactConflictError(Exception):
+    """An ExternalArtifact of our name that another owner controls (transient: it may go)."""
+
+    reason = reasons.ARTIFACT_CONFLICT
+    transient = True
+    retry_after: float | None = None
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
@@ -37,17 +48,17 @@ def controlled_by(child: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     )
 
 
-def desired_metadata(source: Mapping[str, Any]) -> dict[str, Any]:
+def desired_metadata(source: Mapping[str, Any]) -> JSON:
     meta = source["metadata"]
-    labels = dict(MANAGED_BY)
-    if shard := (meta.get("labels") or {}).get(SHARDING_LABEL):
-        labels[SHARDING_LABEL] = shard
+    labels = {names.MANAGED_BY_LABEL: names.MANAGED_BY}
+    if shard := (meta.get("labels") or {}).get(names.SHARD_LABEL):
+        labels[names.SHARD_LABEL] = shard
     return {
         "labels": labels,
         "ownerReferences": [
             {
-                "apiVersion": reasons.API_VERSION,
-                "kind": reasons.KIND,
+                "apiVersion": names.API_VERSION,
+                "kind": names.KIND,
                 "name": meta["name"],
                 "uid": meta.get("uid"),
                 "controller": True,
@@ -57,12 +68,12 @@ def desired_metadata(source: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def desired_spec(source: Mapping[str, Any]) -> dict[str, Any]:
+def desired_spec(source: Mapping[str, Any]) -> JSON:
     meta = source["metadata"]
     return {
         "sourceRef": {
-            "apiVersion": reasons.API_VERSION,
-            "kind": reasons.KIND,
+            "apiVersion": names.API_VERSION,
+            "kind": names.KIND,
             "name": meta["name"],
             "namespace": meta["namespace"],
         }
@@ -70,97 +81,111 @@ def desired_spec(source: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class ExternalArtifactSync:
-    def __init__(self, kube: KubeClient) -> None:
-        self._kube = kube
+    """Create, repair, mark and delete the ExternalArtifact of a source."""
 
-    async def sync(self, source: dict[str, Any], artifact: Mapping[str, Any]) -> dict[str, Any]:
-        """Create or update the ExternalArtifact and its status; return it."""
+    def __init__(self, kube: KubeClient, lookup: Lookup) -> None:
+        self._kube = kube
+        self._lookup = lookup
+
+    async def sync(self, source: JSON, artifact: Mapping[str, Any]) -> JSON:
+        """Make the object and its status publish `artifact`; return the object."""
+        ea = await self._object(source)
+        status = ea.get("status") or {}
+        conditions = cond.set_condition(
+            status.get("conditions") or [],
+            type_=reasons.READY,
+            status=reasons.TRUE,
+            reason=reasons.SUCCEEDED,
+            message=f"stored artifact for revision '{artifact['revision']}'",
+            generation=ea["metadata"].get("generation", 1),
+        )
+        return await self._write_status(
+            ea, {**status, "artifact": dict(artifact), "conditions": conditions}
+        )
+
+    async def mark_failed(self, source: JSON, *, reason: str, message: str) -> None:
+        """Ready=False with the real reason; `status.artifact` stays (consumers keep using it)."""
+        meta = source["metadata"]
+        ea = self._lookup(ObjectKey(meta["namespace"], meta["name"]))
+        if ea is None or not controlled_by(ea, source):
+            return
+        status = ea.get("status") or {}
+        conditions = cond.set_condition(
+            status.get("conditions") or [],
+            type_=reasons.READY,
+            status=reasons.FALSE,
+            reason=reason,
+            message=message,
+            generation=ea["metadata"].get("generation", 1),
+        )
+        await self._write_status(ea, {**status, "conditions": conditions})
+
+    async def delete(self, source: JSON) -> None:
+        meta = source["metadata"]
+        ea = self._lookup(ObjectKey(meta["namespace"], meta["name"]))
+        if ea is None:
+            ea = await self._kube.get(names.EXTERNAL_ARTIFACTS, meta["namespace"], meta["name"])
+        if ea is not None and controlled_by(ea, source):
+            await self._kube.delete(names.EXTERNAL_ARTIFACTS, meta["namespace"], meta["name"])
+
+    async def _object(self, source: JSON) -> JSON:
+        """The child as wanted: created, or repaired when someone changed what we own."""
         meta = source["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         want_meta, want_spec = desired_metadata(source), desired_spec(source)
-        ea = await self._kube.get(EXTERNAL_ARTIFACTS, namespace, name)
+        ea = self._lookup(ObjectKey(namespace, name))
         if ea is None:
-            ea = await self._kube.create(
-                EXTERNAL_ARTIFACTS,
-                namespace,
-                {
-                    "apiVersion": "source.toolkit.fluxcd.io/v1",
-                    "kind": "ExternalArtifact",
-                    "metadata": {"name": name, "namespace": namespace, **want_meta},
-                    "spec": want_spec,
-                },
-            )
-        elif not controlled_by(ea, source):
+            ea = await self._create(source, want_meta, want_spec)
+        if not controlled_by(ea, source):
             raise ArtifactConflictError(
                 f"ExternalArtifact '{namespace}/{name}' exists and is not controlled by this "
                 "ExternalSource; delete or rename it"
             )
-        elif _drifted(ea, want_meta, want_spec):
+        if _drifted(ea, want_meta, want_spec):
             labels = dict(ea["metadata"].get("labels") or {}) | want_meta["labels"]
             ea = await self._kube.patch(
-                EXTERNAL_ARTIFACTS,
+                names.EXTERNAL_ARTIFACTS,
                 namespace,
                 name,
                 {
-                    "metadata": {
-                        "labels": labels,
-                        "ownerReferences": want_meta["ownerReferences"],
-                    },
+                    "metadata": {"labels": labels, "ownerReferences": want_meta["ownerReferences"]},
                     "spec": want_spec,
                 },
             )
-        status = ea.get("status") or {}
-        generation = ea["metadata"].get("generation", 1)
-        conditions = cond.set_condition(
-            status.get("conditions") or [],
-            type_=reasons.READY,
-            status="True",
-            reason=reasons.SUCCEEDED,
-            message=f"stored artifact for revision '{artifact['revision']}'",
-            generation=generation,
-        )
-        if status.get("artifact") != artifact or not cond.same(
-            status.get("conditions") or [], conditions
-        ):
-            ea = await self._kube.patch(
-                EXTERNAL_ARTIFACTS,
-                namespace,
-                name,
-                {"status": {"artifact": dict(artifact), "conditions": conditions}},
-                subresource="status",
-            )
         return ea
 
-    async def mark_failed(self, source: dict[str, Any], *, reason: str, message: str) -> None:
-        """Ready=False on our ExternalArtifact; `status.artifact` stays (consumers keep it)."""
+    async def _create(self, source: JSON, want_meta: JSON, want_spec: JSON) -> JSON:
         meta = source["metadata"]
-        ea = await self._kube.get(EXTERNAL_ARTIFACTS, meta["namespace"], meta["name"])
-        if ea is None or not controlled_by(ea, source):
-            return
-        status = ea.get("status") or {}
-        ea_reason = reason if reason == reasons.STORAGE_OPERATION_FAILED else reasons.FETCH_FAILED
-        conditions = cond.set_condition(
-            status.get("conditions") or [],
-            type_=reasons.READY,
-            status="False",
-            reason=ea_reason,
-            message=message,
-            generation=ea["metadata"].get("generation", 1),
-        )
-        if not cond.same(status.get("conditions") or [], conditions):
-            await self._kube.patch(
-                EXTERNAL_ARTIFACTS,
-                meta["namespace"],
-                meta["name"],
-                {"status": {"conditions": conditions}},
-                subresource="status",
+        body = {
+            "apiVersion": names.EXTERNAL_ARTIFACT_API_VERSION,
+            "kind": names.EXTERNAL_ARTIFACT_KIND,
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"], **want_meta},
+            "spec": want_spec,
+        }
+        try:
+            return await self._kube.create(names.EXTERNAL_ARTIFACTS, meta["namespace"], body)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        existing = await self._kube.get(names.EXTERNAL_ARTIFACTS, meta["namespace"], meta["name"])
+        if existing is None:  # deleted again in between: the next reconcile creates it
+            raise ApiError(
+                f"ExternalArtifact {meta['namespace']}/{meta['name']} changed", status=409
             )
+        return existing
 
-    async def delete(self, source: dict[str, Any]) -> None:
-        meta = source["metadata"]
-        ea = await self._kube.get(EXTERNAL_ARTIFACTS, meta["namespace"], meta["name"])
-        if ea is not None and controlled_by(ea, source):
-            await self._kube.delete(EXTERNAL_ARTIFACTS, meta["namespace"], meta["name"])
+    async def _write_status(self, ea: JSON, wanted: JSON) -> JSON:
+        patch = merge_diff(ea.get("status") or {}, wanted)
+        if not patch:
+            return ea
+        meta = ea["metadata"]
+        return await self._kube.patch(
+            names.EXTERNAL_ARTIFACTS,
+            meta["namespace"],
+            meta["name"],
+            {"status": patch},
+            subresource="status",
+        )
 
 
 def _drifted(ea: Mapping[str, Any], want_meta: Mapping[str, Any], want_spec: Any) -> bool:

@@ -16,7 +16,8 @@ import attrs
 
 from controller import redaction
 from controller.api import reasons
-from controller.resources import SECRETS, KubeClient
+from controller.api.names import SECRETS
+from controller.runtime.client import KubeClient
 from generators.requests import ClientCertificate, HttpRequest, ProxyConfig, S3ObjectRequest
 
 

@@ -1,65 +1,86 @@
-"""The reconcile pipeline: ExternalSource → fetch → hooks → tar.gz → storage → ExternalArtifact.
+"""The reconcile of one ExternalSource: the only place that knows the order of the pipeline.
 
-This module is the only place that knows the order of the pipeline (SPEC §4).
-Its shape follows three promises made to users:
+docs/architecture.md ("One reconcile") draws it; the steps are methods here:
+
+    _reconcile      cache read → deletion → finalizer → suspend → typed spec
+    _sync           _can_skip_fetch → Secrets → _fetch_and_package → _publish → _report
+    _fail           one place for every failure a user should see
+
+Three promises shape it:
 
 * The fast path writes nothing. When the spec generation was handled, the
   published artifact is still in storage, no reconcile was requested and the
-  origin says "not modified", the reconcile ends with zero API writes and a
-  jittered requeue. Everything before the fetch is a read.
+  origin says "not modified", the reconcile ends with a jittered requeue and
+  zero API writes — after checking, from the informer's cache, that the
+  ExternalArtifact still publishes that artifact (a deleted or edited child
+  is repaired without a fetch).
 * The last good artifact stays published and served. Failures change
-  conditions only; `status.artifact` and the stored file are never withdrawn
-  because a fetch, a hook or a write failed.
-* Errors say what to do. Leaf rooms raise errors carrying a condition reason,
-  a human message and `transient`; transient ones retry with backoff
-  (`Reconciling=True`, `ProgressingWithRetry`), the rest stall until the spec
-  changes (`Stalled=True`).
+  conditions only; `status.artifact` and the stored file are never withdrawn.
+* Errors say what to do. Every room's errors satisfy `pipeline.Failure`
+  (message, reason, transient, retry_after): transient ones retry with
+  backoff (`Reconciling=True`, `ProgressingWithRetry`), the rest stall until
+  the spec changes (`Stalled=True`). A fault of the Kubernetes API itself
+  (401, 403, 429, 5xx, connection) is not the source's fault: it is logged
+  and retried, and never flips `Ready` or writes status.
 
-Status is written at most twice on a change path (one progress patch, one
-final patch) and not at all when nothing changed.
+Writes of a new source: the finalizer, the ExternalArtifact and its `/status`,
+one final ExternalSource `/status`; a progress patch only when a change path
+is still running after `--progress-report-delay`; Events go through the
+recorder's queue, off this path. Every message written is scrubbed of the
+Secret values this reconcile read (`controller.redaction`).
 """
 
 from __future__ import annotations
 
-import io
+import enum
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 import structlog
 
 from controller import conditions as cond
-from controller import metrics
-from controller.api import reasons
-from controller.api.durations import parse_duration
-from controller.api.validation import validate_spec
-from controller.children import ArtifactConflictError, ExternalArtifactSync
+from controller import metrics, redaction
+from controller.api import names, reasons
+from controller.api.models import ExternalSourceSpec
+from controller.api.parsing import SpecError, parse_spec
+from controller.children import ExternalArtifactSync
 from controller.events import EventRecorder
-from controller.fetchrequest import (
-    SecretNotFoundError,
-    SecretReader,
-    apply_description,
-    build_request,
-    request_description,
-)
-from controller.resources import EXTERNAL_SOURCES, ApiError, KubeClient
+from controller.fetchrequest import SecretReader, build_request
+from controller.patches import apply, merge_diff
+from controller.pipeline import Failure, Produced, produce
+from controller.progress import ProgressReport
+from controller.runtime.client import ApiError, KubeClient
+from controller.runtime.keys import ObjectKey
 from controller.runtime.worker import Key, Result
-from generators.base import FetchError, NotModified, SourceGenerator, Validators
+from generators.base import NotModified, SourceGenerator, Validators
 from generators.requests import HttpRequest, S3ObjectRequest
-from hooks.cel import CelTransform, compile_transform
+from hooks.cel import DEFAULT_MAX_MEMORY, CelTransform, compile_transform_async
 from hooks.runner import HookRunner
-from hooks.spec import HookError, HookSpec, RetryBudget
-from storage.backend import StorageBackend, StorageError
+from hooks.spec import RetryBudget
+from storage.backend import StorageBackend
 from storage.naming import artifact_key, artifact_url, revision, source_prefix
-from storage.packaging import PackagedArtifact, package_async
 from storage.retention import collect_garbage, delete_source
 
 log = structlog.get_logger(__name__)
 
-PipelineError = FetchError | StorageError | HookError | ApiError | SecretNotFoundError
+JSON = dict[str, Any]
+Lookup = Callable[[ObjectKey], JSON | None]
+_CEL_CACHE = 1024
+
+
+class Outcome(enum.Enum):
+    """How a reconcile ended (the `result` label of the reconcile metrics)."""
+
+    SUCCESS = "success"
+    NOT_MODIFIED = "not_modified"
+    SUSPENDED = "suspended"
+    STALLED = "stalled"
+    ERROR = "error"
+    DELETED = "deleted"
 
 
 @attrs.frozen
@@ -71,252 +92,185 @@ class ReconcilerSettings:
     spool_dir: str | None = None
     cel_timeout: float = 10.0
     cel_max_input_size: int = 16 * 1024 * 1024
+    cel_max_memory: int = DEFAULT_MAX_MEMORY
+    progress_report_delay: float = 1.0
 
 
 @attrs.frozen
-class Produced:
-    """A packaged artifact and what the origin said about it."""
+class Collaborators:
+    """What a reconcile talks to (built once by controller.wiring)."""
 
-    artifact: PackagedArtifact
-    validators: Validators
-    metadata: Mapping[str, str]
-
-
-def parse_hooks(items: Sequence[Mapping[str, Any]] | None) -> list[HookSpec]:
-    return [
-        HookSpec(
-            name=h["name"],
-            command=h["command"],
-            args=tuple(str(a) for a in h.get("args") or ()),
-            env={e["name"]: str(e.get("value", "")) for e in h.get("env") or ()},
-            timeout=parse_duration(h.get("timeout") or "30s"),
-            retry_policy=h.get("retryPolicy") or "fail",
-        )
-        for h in items or ()
-    ]
-
-
-async def produce(
-    *,
-    generator: SourceGenerator,
-    request: HttpRequest | S3ObjectRequest,
-    previous: Validators | None,
-    runner: HookRunner,
-    spec: Mapping[str, Any],
-    budget: RetryBudget,
-    cel: CelTransform | None,
-    spool_dir: str | None,
-    on_change: Callable[[str], Any] | None = None,
-) -> NotModified | Produced:
-    """Steps 8-11 of the pipeline, shared by the controller and `externalsource fetch`.
-
-    `on_change(phase)` is awaited once, when the origin reported a change, so the
-    caller can show progress without writing anything on the fast path.
-    """
-    hooks = spec.get("hooks") or {}
-    pre, post = parse_hooks(hooks.get("preRequest")), parse_hooks(hooks.get("postRequest"))
-    if pre and isinstance(request, HttpRequest):
-        described = await runner.run_pre(request_description(request), pre, budget)
-        request = apply_description(request, described)
-    fetched = await generator.fetch(request, previous)
-    if isinstance(fetched, NotModified):
-        return fetched
-    with fetched:
-        if on_change is not None:
-            await on_change(reasons.EXECUTING_HOOKS if post or cel else reasons.STORING)
-        data: IO[bytes] = fetched.body
-        if post or cel:
-            body = data.read()
-            if post:
-                body = await runner.run_post(body, post, budget)
-            if cel is not None:
-                body = await cel.apply(body)
-            data = io.BytesIO(body)
-        packaged = await package_async(
-            data, spec.get("destinationPath") or "data", spool_dir=spool_dir
-        )
-    return Produced(artifact=packaged, validators=fetched.validators, metadata=fetched.metadata)
+    kube: KubeClient
+    sources: Lookup
+    artifacts: Lookup
+    secrets: SecretReader
+    generators: Mapping[str, SourceGenerator]
+    runner: HookRunner
+    storage: StorageBackend
+    events: EventRecorder
 
 
 class Reconciler:
-    def __init__(
-        self,
-        *,
-        kube: KubeClient,
-        lookup: Callable[[Key], dict[str, Any] | None],
-        secrets: SecretReader,
-        generators: Mapping[str, SourceGenerator],
-        runner: HookRunner,
-        storage: StorageBackend,
-        events: EventRecorder,
-        settings: ReconcilerSettings,
-    ) -> None:
-        self._kube = kube
-        self._lookup = lookup
-        self._secrets = secrets
-        self._generators = generators
-        self._runner = runner
-        self._storage = storage
-        self._events = events
+    def __init__(self, parts: Collaborators, settings: ReconcilerSettings) -> None:
+        self._kube = parts.kube
+        self._lookup = parts.sources
+        self._parts = parts
+        self._storage = parts.storage
+        self._events = parts.events
         self._settings = settings
-        self._children = ExternalArtifactSync(kube)
+        self._children = ExternalArtifactSync(parts.kube, parts.artifacts)
         # artifact key -> digest known to be in storage (written or verified by this process);
         # bounded by sources x retention records, pruned on GC and deletion.
         self._present: dict[str, str] = {}
         self._cel: dict[str, CelTransform] = {}
+        self._specs: dict[ObjectKey, tuple[int, ExternalSourceSpec]] = {}
 
     async def reconcile(self, key: Key) -> Result:
-        namespace, name = key
         started = time.perf_counter()
-        with structlog.contextvars.bound_contextvars(
-            namespace=namespace, name=name, reconcile_id=uuid.uuid4().hex[:12]
+        with (
+            structlog.contextvars.bound_contextvars(
+                namespace=key.namespace, name=key.name, reconcile_id=uuid.uuid4().hex[:12]
+            ),
+            redaction.scope(),
         ):
             try:
-                label, result = await self._reconcile(key)
-            except ApiError as err:  # finalizer writes; the pipeline's own errors are handled
-                if err.status == 404:  # deleted under us (a stale cache entry): nothing to do
-                    label, result = "deleted", Result()
-                else:
-                    log.warning("kubernetes API error", error=err.message)
-                    label, result = "error", Result(retry=True)
-        seconds = time.perf_counter() - started
-        if label == "deleted":
-            metrics.forget(namespace=namespace, name=name)
-            metrics.RECONCILE_TOTAL.labels(label).inc()
+                outcome, result = await self._reconcile(key)
+            except ApiError as err:
+                outcome, result = await self._api_fault(key, err)
+        if outcome is Outcome.DELETED:
+            metrics.forget(namespace=key.namespace, name=key.name)
+            self._specs.pop(key, None)
+            metrics.RECONCILE_TOTAL.labels(outcome.value).inc()
         else:
-            metrics.observe(namespace=namespace, name=name, result=label, seconds=seconds)
+            seconds = time.perf_counter() - started
+            metrics.observe(
+                namespace=key.namespace, name=key.name, result=outcome.value, seconds=seconds
+            )
         return result
 
-    async def _reconcile(self, key: Key) -> tuple[str, Result]:
+    async def _reconcile(self, key: Key) -> tuple[Outcome, Result]:
         obj = self._lookup(key)
         if obj is None:
-            return "deleted", Result()
+            return Outcome.DELETED, Result()
         meta = obj["metadata"]
         if meta.get("deletionTimestamp"):
-            if reasons.FINALIZER in (meta.get("finalizers") or ()):
+            if names.FINALIZER in (meta.get("finalizers") or ()):
                 await self._finalize(obj)
-            return "deleted", Result()
-        if reasons.FINALIZER not in (meta.get("finalizers") or ()):
+            return Outcome.DELETED, Result()
+        if names.FINALIZER not in (meta.get("finalizers") or ()):
             obj = await self._add_finalizer(obj)
-        spec = obj.get("spec") or {}
-        if spec.get("suspend"):
+        if (obj.get("spec") or {}).get("suspend"):
             log.info("reconciliation is suspended")
-            return "suspended", Result()
-        problems = validate_spec(spec)
-        if problems:
-            message = "; ".join(f"{p.path}: {p.message}" for p in problems)
-            await self._fail(obj, reason=reasons.INVALID_SPEC, message=message, transient=False)
-            return "stalled", Result()
+            return Outcome.SUSPENDED, Result()
         try:
+            spec = self._typed_spec(key, obj)
             return await self._sync(obj, spec)
-        except ArtifactConflictError as err:
-            await self._fail(
-                obj, reason=reasons.ARTIFACT_CONFLICT, message=err.message, transient=True
-            )
-            return "error", Result(retry=True)
-        except (FetchError, StorageError, HookError, ApiError, SecretNotFoundError) as err:
-            transient = bool(err.transient)
-            reason = getattr(err, "reason", reasons.FETCH_FAILED)
-            if isinstance(err, ApiError):
-                reason = reasons.API_ERROR
-            await self._fail(obj, reason=reason, message=err.message, transient=transient)
-            if not transient:
-                return "stalled", Result()
-            return "error", Result(retry=True, retry_after=getattr(err, "retry_after", None))
+        except Exception as err:
+            if isinstance(err, ApiError) or not isinstance(err, Failure):
+                raise
+            await self._fail(obj, reason=err.reason, message=err.message, transient=err.transient)
+            if not err.transient:
+                return Outcome.STALLED, Result()
+            return Outcome.ERROR, Result(retry=True, retry_after=err.retry_after)
 
-    async def _sync(self, obj: dict[str, Any], spec: Mapping[str, Any]) -> tuple[str, Result]:
+    async def _api_fault(self, key: Key, err: ApiError) -> tuple[Outcome, Result]:
+        """The API server failed us: retry with backoff, write nothing, blame no source."""
+        if err.status == 404 and await self._kube.get(names.EXTERNAL_SOURCES, *key) is None:
+            return Outcome.DELETED, Result()  # deleted while we worked: nothing left to do
+        if err.status == 403:
+            log.error("Kubernetes API refused a request (RBAC)", error=err.message)
+        else:
+            log.warning("Kubernetes API error; retrying", error=err.message)
+        return Outcome.ERROR, Result(retry=True, retry_after=err.retry_after)
+
+    def _typed_spec(self, key: Key, obj: JSON) -> ExternalSourceSpec:
+        """The validated, typed spec, parsed once per generation."""
+        generation = obj["metadata"].get("generation", 1)
+        cached = self._specs.get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        spec = parse_spec(obj.get("spec"))
+        self._specs[key] = (generation, spec)
+        return spec
+
+    async def _sync(self, obj: JSON, spec: ExternalSourceSpec) -> tuple[Outcome, Result]:
         meta, status = obj["metadata"], obj.get("status") or {}
-        namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation", 1)
-        published = status.get("artifact")
-        requested = (meta.get("annotations") or {}).get(reasons.REQUESTED_AT_ANNOTATION)
-        present = published is not None and await self._is_present(published)
-        conditions = status.get("conditions") or []
-        fast = (
-            status.get("observedGeneration") == generation
-            and present
-            and (requested is None or requested == status.get("lastHandledReconcileAt"))
-            and cond.is_true(conditions, reasons.READY)
-        )
-        interval = parse_duration(spec["interval"])
+        published: JSON = status.get("artifact") or {}
+        fast = await self._can_skip_fetch(obj)
         request = await build_request(
-            self._secrets,
-            namespace=namespace,
-            spec=spec,
-            timeout=parse_duration(spec.get("timeout") or "60s"),
+            self._parts.secrets,
+            namespace=meta["namespace"],
+            spec=obj["spec"],
+            timeout=spec.timeout_seconds,
         )
         previous = None
         if fast:
-            last_modified = ((published or {}).get("metadata") or {}).get("last-modified")
+            last_modified = (published.get("metadata") or {}).get("last-modified")
             previous = Validators(etag=status.get("lastHandledETag"), last_modified=last_modified)
-
-        async def progress(phase: str) -> None:
-            nonlocal conditions
-            conditions = cond.progressing(conditions, phase=phase, generation=generation)
-            await self._patch_status(obj, {"conditions": conditions})
-
-        if not fast:
-            await progress(reasons.FETCHING)
-        produced = await produce(
-            generator=self._generators[spec["generator"]["type"]],
-            request=request,
-            previous=previous,
-            runner=self._runner,
-            spec=spec,
-            budget=RetryBudget(int(spec.get("maxRetries", 3))),
-            cel=self._compiled_cel(spec),
-            spool_dir=self._settings.spool_dir,
-            on_change=progress if fast else None,
-        )
+        produced = await self._fetch_and_package(obj, spec, request, previous)
         if isinstance(produced, NotModified):
             log.debug("origin not modified")
-            return "not_modified", Result(requeue_after=self._next_run(interval))
+            await self._children.sync(obj, published)  # repairs a deleted or edited child
+            self._succeeded_events(obj, spec)
+            return Outcome.NOT_MODIFIED, Result(requeue_after=self._next_run(spec))
         with produced.artifact.file:
-            artifact = await self._store(obj, produced, published=published, present=present)
+            artifact = await self._publish(obj, produced, fast=fast)
         ea = await self._children.sync(obj, artifact)
-        message = f"stored artifact for revision '{artifact['revision']}'"
-        if _insecure(spec):
-            message += "; WARNING: TLS verification is disabled (insecureSkipVerify)"
-        final = cond.succeeded(conditions, message=message, generation=generation)
-        new_status: dict[str, Any] = {
-            "observedGeneration": generation,
-            "conditions": final,
-            "artifact": artifact,
-            "lastHandledETag": produced.validators.etag,
-        }
-        if requested is not None:
-            new_status["lastHandledReconcileAt"] = requested
-        await self._patch_status(obj, new_status)
-        metrics.SOURCE_READY.labels(namespace, name).set(1)
-        metrics.ARTIFACT_SIZE.labels(namespace, name).set(artifact["size"])
-        if (published or {}).get("revision") != artifact["revision"]:
-            message = f"stored artifact with revision '{artifact['revision']}'"
-            log.info("new artifact", revision=artifact["revision"])
-            await self._events.normal(
-                obj, reason=reasons.NEW_ARTIFACT, message=message, revision=artifact["revision"]
-            )
-            await self._events.normal(
-                ea, reason=reasons.NEW_ARTIFACT, message=message, revision=artifact["revision"]
-            )
-        if _insecure(spec):
-            await self._events.warning(
-                obj, reason="InsecureSkipVerify", message="TLS verification is disabled"
-            )
-        return "success", Result(requeue_after=self._next_run(interval))
+        await self._report(obj, spec, artifact=artifact, produced=produced, ea=ea)
+        return Outcome.SUCCESS, Result(requeue_after=self._next_run(spec))
 
-    async def _store(
+    async def _can_skip_fetch(self, obj: JSON) -> bool:
+        """Step 6: the last reconcile of this generation succeeded and its artifact is stored."""
+        meta, status = obj["metadata"], obj.get("status") or {}
+        requested = (meta.get("annotations") or {}).get(names.REQUESTED_AT_ANNOTATION)
+        published = status.get("artifact")
+        return (
+            status.get("observedGeneration") == meta.get("generation", 1)
+            and (requested is None or requested == status.get("lastHandledReconcileAt"))
+            and cond.is_true(status.get("conditions") or [], reasons.READY)
+            and published is not None
+            and await self._is_present(published)
+        )
+
+    async def _fetch_and_package(
         self,
-        obj: dict[str, Any],
-        produced: Produced,
-        *,
-        published: Mapping[str, Any] | None,
-        present: bool,
-    ) -> dict[str, Any]:
+        obj: JSON,
+        spec: ExternalSourceSpec,
+        request: HttpRequest | S3ObjectRequest,
+        previous: Validators | None,
+    ) -> NotModified | Produced:
+        """Steps 8-11, with progress conditions written only if this runs long."""
+        progress = ProgressReport(
+            delay=self._settings.progress_report_delay,
+            write=lambda phase: self._write_progress(obj, phase),
+        )
+        if previous is None:
+            progress.phase(reasons.FETCHING)
+        async with progress:
+            return await produce(
+                generator=self._parts.generators[spec.generator.type],
+                request=request,
+                previous=previous,
+                runner=self._parts.runner,
+                spec=obj["spec"],
+                budget=RetryBudget(spec.max_retries),
+                cel=await self._compiled_cel(spec),
+                spool_dir=self._settings.spool_dir,
+                on_phase=progress.phase,
+            )
+
+    async def _publish(self, obj: JSON, produced: Produced, *, fast: bool) -> JSON:
         """Steps 12-13: store unless the same bytes are already published; then GC."""
-        meta = obj["metadata"]
+        meta, status = obj["metadata"], obj.get("status") or {}
+        published = status.get("artifact")
         packaged = produced.artifact
         key = artifact_key(meta["namespace"], meta["name"], packaged.hex)
-        if published and published.get("digest") == packaged.digest and present:
-            return dict(published) | {"metadata": _artifact_metadata(produced)}
+        if (
+            published
+            and published.get("digest") == packaged.digest
+            and (fast or await self._is_present(published))
+        ):
+            return dict(published) | {"metadata": produced.artifact_metadata()}
         await self._storage.put(key, packaged.file)
         self._present[key] = packaged.digest
         removed = await collect_garbage(
@@ -336,8 +290,130 @@ class Reconciler:
             "digest": packaged.digest,
             "size": packaged.size,
             "lastUpdateTime": cond.now_rfc3339(),
-            "metadata": _artifact_metadata(produced),
+            "metadata": produced.artifact_metadata(),
         }
+
+    async def _report(
+        self, obj: JSON, spec: ExternalSourceSpec, *, artifact: JSON, produced: Produced, ea: JSON
+    ) -> None:
+        """Step 15: one status write, events, metrics."""
+        meta, status = obj["metadata"], obj.get("status") or {}
+        generation = meta.get("generation", 1)
+        previous = (status.get("artifact") or {}).get("revision")
+        message = f"stored artifact for revision '{artifact['revision']}'"
+        if _insecure(spec):
+            message += "; WARNING: TLS verification is disabled (insecureSkipVerify)"
+        changes: JSON = {
+            "observedGeneration": generation,
+            "conditions": cond.succeeded(
+                status.get("conditions") or [], message=message, generation=generation
+            ),
+            "artifact": artifact,
+            "lastHandledETag": produced.validators.etag,
+        }
+        await self._patch_status(obj, self._with_handled_request(obj, changes))
+        metrics.SOURCE_READY.labels(meta["namespace"], meta["name"]).set(1)
+        metrics.ARTIFACT_SIZE.labels(meta["namespace"], meta["name"]).set(artifact["size"])
+        if previous != artifact["revision"]:
+            log.info("new artifact", revision=artifact["revision"])
+            new = f"stored artifact with revision '{artifact['revision']}'"
+            for target in (obj, ea):
+                self._events.normal(
+                    target, reason=reasons.NEW_ARTIFACT, message=new, revision=artifact["revision"]
+                )
+        self._succeeded_events(obj, spec)
+
+    def _succeeded_events(self, obj: JSON, spec: ExternalSourceSpec) -> None:
+        self._events.resolved(obj)
+        self._events.standing_warning(
+            obj,
+            reason="InsecureSkipVerify",
+            message="TLS verification is disabled",
+            active=_insecure(spec),
+        )
+
+    async def _fail(self, obj: JSON, *, reason: str, message: str, transient: bool) -> None:
+        """Ready=False with the problem (scrubbed); the last artifact stays published."""
+        meta, status = obj["metadata"], obj.get("status") or {}
+        generation = meta.get("generation", 1)
+        message = redaction.scrub(message)
+        conditions = cond.failed(
+            status.get("conditions") or [],
+            reason=reason,
+            message=message,
+            transient=transient,
+            generation=generation,
+        )
+        log.warning("reconcile failed", reason=reason, error=message, transient=transient)
+        metrics.SOURCE_READY.labels(meta["namespace"], meta["name"]).set(0)
+        changes = {"conditions": conditions, "observedGeneration": generation}
+        await self._patch_status(obj, self._with_handled_request(obj, changes))
+        if reason != reasons.ARTIFACT_CONFLICT:
+            await self._children.mark_failed(obj, reason=reason, message=message)
+        self._events.warning(obj, reason=reason, message=message)
+
+    async def _write_progress(self, obj: JSON, phase: str) -> None:
+        status = obj.get("status") or {}
+        generation = obj["metadata"].get("generation", 1)
+        conditions = cond.progressing(
+            status.get("conditions") or [], phase=phase, generation=generation
+        )
+        await self._patch_status(obj, {"conditions": conditions})
+
+    async def _patch_status(self, obj: JSON, changes: Mapping[str, Any]) -> None:
+        """One merge patch of /status with only what changed (removed keys as null)."""
+        status = obj.get("status") or {}
+        patch = merge_diff(status, {**status, **changes})
+        if not patch:
+            return
+        meta = obj["metadata"]
+        updated = await self._kube.patch(
+            names.EXTERNAL_SOURCES,
+            meta["namespace"],
+            meta["name"],
+            {"status": patch},
+            subresource="status",
+        )
+        obj["status"] = updated.get("status") or apply(status, patch)
+
+    @staticmethod
+    def _with_handled_request(obj: JSON, changes: JSON) -> JSON:
+        """`lastHandledReconcileAt`, on success and failure alike (`annotate and wait` works)."""
+        requested = (obj["metadata"].get("annotations") or {}).get(names.REQUESTED_AT_ANNOTATION)
+        if requested is not None:
+            changes["lastHandledReconcileAt"] = requested
+        return changes
+
+    async def _add_finalizer(self, obj: JSON) -> JSON:
+        meta = obj["metadata"]
+        patch = {
+            "metadata": {
+                "finalizers": [*(meta.get("finalizers") or ()), names.FINALIZER],
+                "resourceVersion": meta.get("resourceVersion"),
+            }
+        }
+        return await self._kube.patch(
+            names.EXTERNAL_SOURCES, meta["namespace"], meta["name"], patch
+        )
+
+    async def _finalize(self, obj: JSON) -> None:
+        """Deletion: remove artifacts and the ExternalArtifact, then our finalizer."""
+        meta = obj["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        await delete_source(self._storage, namespace=namespace, name=name)
+        prefix = source_prefix(namespace, name)
+        for key in [k for k in self._present if k.startswith(prefix)]:
+            del self._present[key]
+        await self._children.delete(obj)
+        patch = {
+            "metadata": {
+                "finalizers": [f for f in meta.get("finalizers") or () if f != names.FINALIZER],
+                "resourceVersion": meta.get("resourceVersion"),
+            }
+        }
+        await self._kube.patch(names.EXTERNAL_SOURCES, namespace, name, patch)
+        self._events.forget(obj)
+        log.info("artifacts removed; finalizer released")
 
     async def _is_present(self, artifact: Mapping[str, Any]) -> bool:
         """Is the published artifact in storage? Checked once per process, then remembered."""
@@ -353,112 +429,30 @@ class Reconciler:
         self._present[key] = digest
         return True
 
-    async def _fail(
-        self, obj: dict[str, Any], *, reason: str, message: str, transient: bool
-    ) -> None:
-        meta, status = obj["metadata"], obj.get("status") or {}
-        generation = meta.get("generation", 1)
-        conditions = cond.failed(
-            status.get("conditions") or [],
-            reason=reason,
-            message=message,
-            transient=transient,
-            generation=generation,
-        )
-        log.warning("reconcile failed", reason=reason, error=message, transient=transient)
-        metrics.SOURCE_READY.labels(meta["namespace"], meta["name"]).set(0)
-        try:
-            await self._patch_status(
-                obj, {"conditions": conditions, "observedGeneration": generation}
-            )
-            if reason != reasons.ARTIFACT_CONFLICT:
-                await self._children.mark_failed(obj, reason=reason, message=message)
-        except ApiError as exc:
-            log.warning("status not updated", error=exc.message)
-        await self._events.warning(obj, reason=reason, message=message)
-
-    async def _patch_status(self, obj: dict[str, Any], changes: Mapping[str, Any]) -> None:
-        """One merge patch of /status, skipped when it would change nothing."""
-        status = obj.get("status") or {}
-        if all(_same_value(k, status.get(k), v) for k, v in changes.items()):
-            return
-        meta = obj["metadata"]
-        updated = await self._kube.patch(
-            EXTERNAL_SOURCES,
-            meta["namespace"],
-            meta["name"],
-            {"status": dict(changes)},
-            subresource="status",
-        )
-        obj["status"] = updated.get("status") or dict(status) | dict(changes)
-
-    async def _add_finalizer(self, obj: dict[str, Any]) -> dict[str, Any]:
-        meta = obj["metadata"]
-        patch = {
-            "metadata": {
-                "finalizers": [*(meta.get("finalizers") or ()), reasons.FINALIZER],
-                "resourceVersion": meta.get("resourceVersion"),
-            }
-        }
-        return await self._kube.patch(EXTERNAL_SOURCES, meta["namespace"], meta["name"], patch)
-
-    async def _finalize(self, obj: dict[str, Any]) -> None:
-        """Deletion: remove artifacts and the ExternalArtifact, then our finalizer."""
-        meta = obj["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
-        await delete_source(self._storage, namespace=namespace, name=name)
-        prefix = source_prefix(namespace, name)
-        for key in [k for k in self._present if k.startswith(prefix)]:
-            del self._present[key]
-        await self._children.delete(obj)
-        patch = {
-            "metadata": {
-                "finalizers": [f for f in meta.get("finalizers") or () if f != reasons.FINALIZER],
-                "resourceVersion": meta.get("resourceVersion"),
-            }
-        }
-        await self._kube.patch(EXTERNAL_SOURCES, namespace, name, patch)
-        self._events.forget(obj)
-        log.info("artifacts removed; finalizer released")
-
-    def _compiled_cel(self, spec: Mapping[str, Any]) -> CelTransform | None:
-        expression = (spec.get("transform") or {}).get("cel")
-        if not expression:
+    async def _compiled_cel(self, spec: ExternalSourceSpec) -> CelTransform | None:
+        if spec.transform is None:
             return None
+        expression = spec.transform.cel
         if expression not in self._cel:
-            if len(self._cel) > 1024:
+            if len(self._cel) >= _CEL_CACHE:
                 self._cel.clear()
-            self._cel[expression] = compile_transform(
+            self._cel[expression] = await compile_transform_async(
                 expression,
                 timeout=self._settings.cel_timeout,
                 max_input_size=self._settings.cel_max_input_size,
+                max_memory=self._settings.cel_max_memory,
             )
         return self._cel[expression]
 
-    def _next_run(self, interval: float) -> float:
+    def _next_run(self, spec: ExternalSourceSpec) -> float:
         spread = self._settings.interval_jitter_percentage / 100.0
-        return interval * (1 + random.uniform(-spread, spread))  # noqa: S311 - scheduling jitter
+        jitter = random.uniform(-spread, spread)  # noqa: S311 - scheduling jitter
+        return spec.interval_seconds * (1 + jitter)
 
 
-def _insecure(spec: Mapping[str, Any]) -> bool:
-    generator = spec.get("generator") or {}
-    return bool((generator.get(generator.get("type")) or {}).get("insecureSkipVerify"))
+def _insecure(spec: ExternalSourceSpec) -> bool:
+    generator = spec.generator.http or spec.generator.s3
+    return bool(generator and generator.insecure_skip_verify)
 
 
-def _artifact_metadata(produced: Produced) -> dict[str, str]:
-    meta = {k: v for k, v in produced.metadata.items() if k in ("etag", "last-modified")}
-    origin = produced.validators.etag or produced.validators.last_modified
-    if origin:
-        meta["org.opencontainers.image.revision"] = origin
-    return meta
-
-
-def _same_value(key: str, old: Any, new: Any) -> bool:
-    if key == "conditions":
-        return cond.same(old or [], new or [])
-    if key == "artifact" and isinstance(old, dict) and isinstance(new, dict):
-        ignore = {"lastUpdateTime"}
-        return {k: v for k, v in old.items() if k not in ignore} == {
-            k: v for k, v in new.items() if k not in ignore
-        }
-    return bool(old == new)
+__all__ = ["Outcome", "Reconciler", "ReconcilerSettings", "SpecError"]

@@ -22,8 +22,7 @@ from controller.api.crd import generator_types
 from controller.config import Config
 from controller.events import EventRecorder
 from controller.fetchrequest import ApiSecretReader
-from controller.reconciler import Reconciler, ReconcilerSettings
-from controller.resources import KubeClient
+from controller.reconciler import Collaborators, Reconciler, ReconcilerSettings
 from controller.runtime.keys import key_of
 from controller.runtime.leader import default_identity
 from controller.runtime.manager import Manager, StartupError, Wiring
@@ -45,7 +44,7 @@ async def build(config: Config, manager: Manager) -> AsyncIterator[Wiring]:
     problems = registry.check_types(generator_types())
     if problems:
         raise StartupError("; ".join(problems))
-    kube = KubeClient(manager.api)
+    kube = manager.api
     storage = await _open_storage(config)
     generators = {t: registry.create(t, config.generators) for t in registry.supported_types()}
     hooks = config.hooks
@@ -58,41 +57,51 @@ async def build(config: Config, manager: Manager) -> AsyncIterator[Wiring]:
     events = EventRecorder(
         kube, events_addr=config.controller.events_addr, instance=default_identity()
     )
-    reconciler = Reconciler(
+    parts = Collaborators(
         kube=kube,
-        lookup=manager.sources.get,
+        sources=manager.sources.get,
+        artifacts=manager.artifacts.get,
         secrets=ApiSecretReader(kube),
         generators=generators,
         runner=HookRunner(executor, whitelist),
         storage=storage,
         events=events,
-        settings=ReconcilerSettings(
-            advertised_address=config.storage.advertised_address(),
-            retention_records=config.storage.artifact_retention_records,
-            retention_ttl=config.storage.artifact_retention_ttl,
-            interval_jitter_percentage=config.controller.interval_jitter_percentage,
-            spool_dir=config.generators.spool_dir,
-            cel_timeout=hooks.cel_timeout,
-            cel_max_input_size=hooks.cel_max_input_size,
-        ),
     )
+    reconciler = Reconciler(parts, _reconciler_settings(config))
     host, port = config.storage.listen_address()
     server = ArtifactServer(storage, host=host, port=port)
     try:
-        yield Wiring(
-            reconcile=reconciler.reconcile,
-            leader_services=(
-                functools.partial(_serve_artifacts, server),
-                functools.partial(_watch_whitelist, whitelist, manager),
-            ),
-            readiness_checks={"artifact-server": lambda: server.serving or not manager.is_leader},
-        )
+        async with events:  # the senders run for the process; reconciles only queue
+            yield Wiring(
+                reconcile=reconciler.reconcile,
+                leader_services=(
+                    functools.partial(_serve_artifacts, server),
+                    functools.partial(_watch_whitelist, whitelist, manager),
+                ),
+                readiness_checks={
+                    "artifact-server": lambda: server.serving or not manager.is_leader
+                },
+            )
     finally:
         for generator in generators.values():
             await generator.aclose()
         await executor.aclose()
-        await events.aclose()
         await storage.aclose()
+
+
+def _reconciler_settings(config: Config) -> ReconcilerSettings:
+    hooks = config.hooks
+    return ReconcilerSettings(
+        advertised_address=config.storage.advertised_address(),
+        retention_records=config.storage.artifact_retention_records,
+        retention_ttl=config.storage.artifact_retention_ttl,
+        interval_jitter_percentage=config.controller.interval_jitter_percentage,
+        spool_dir=config.generators.spool_dir,
+        cel_timeout=hooks.cel_timeout,
+        cel_max_input_size=hooks.cel_max_input_size,
+        cel_max_memory=hooks.cel_max_memory,
+        progress_report_delay=config.controller.progress_report_delay,
+    )
 
 
 async def _open_storage(config: Config) -> InstrumentedBackend:

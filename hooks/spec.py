@@ -53,6 +53,9 @@ class HookError(Exception):
     may change); `False`: stall until the spec or the whitelist changes.
     """
 
+    #: hooks and storage never ask for a particular delay (the error protocol has the field)
+    retry_after: float | None = None
+
     def __init__(
         self,
         message: str,

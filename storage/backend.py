@@ -27,6 +27,9 @@ class ObjectInfo:
 class StorageError(Exception):
     """A storage operation failed. `transient` decides retry vs. stall."""
 
+    #: hooks and storage never ask for a particular delay (the error protocol has the field)
+    retry_after: float | None = None
+
     def __init__(
         self, message: str, *, reason: str = "StorageOperationFailed", transient: bool = True
     ) -> None:

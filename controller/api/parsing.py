@@ -17,7 +17,7 @@ from typing import Any
 import cattrs
 
 from controller.api import reasons
-from controller.api.models import ExternalSource
+from controller.api.models import ExternalSource, ExternalSourceSpec
 from controller.api.validation import Problem, validate_spec
 from controller.api.wire import from_wire
 
@@ -27,6 +27,7 @@ class SpecError(Exception):
 
     reason = reasons.INVALID_SPEC
     transient = False
+    retry_after: float | None = None
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
@@ -45,6 +46,18 @@ def parse_external_source(data: Mapping[str, Any]) -> ExternalSource:
         return from_wire(ExternalSource, _without_nulls(data))
     except cattrs.BaseValidationError as exc:
         raise SpecError([_problem(line) for line in cattrs.transform_error(exc)]) from None
+
+
+def parse_spec(spec: Any) -> ExternalSourceSpec:
+    """The typed spec of a wire dict (what the reconciler works on); raises `SpecError`."""
+    problems = validate_spec(spec)
+    if problems:
+        raise SpecError(problems)
+    try:
+        return from_wire(ExternalSourceSpec, _without_nulls(spec))
+    except cattrs.BaseValidationError as exc:
+        found = [_problem(line) for line in cattrs.transform_error(exc)]
+        raise SpecError([Problem(f"spec.{p.path}", p.message) for p in found]) from None
 
 
 def _without_nulls(value: Any) -> Any:

@@ -24,22 +24,26 @@ client-go's reflector instead:
 The informer never dies of an error; it keeps trying and reports progress
 (`last_progress`) for /healthz. Handlers are synchronous and cheap (they
 enqueue keys); one that raises is logged and the others still run.
+
+The cache holds what the controller reads, not whole objects: `managedFields`
+and kubectl's last-applied annotation (often larger than the rest of the
+object) are dropped as objects arrive. Requests go through the one client door
+(`controller.runtime.client`), each informer on its own connection pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
+import aiohttp
 import attrs
-import httpx
-import kr8s
 import structlog
 
-from controller.resources import Resource
+from controller.api.names import Resource
+from controller.runtime.client import ApiError, KubeClient
 from controller.runtime.keys import ObjectKey, key_of
 from controller.runtime.ratelimit import ReconnectBackoff
 
@@ -81,18 +85,13 @@ class WatchError(Exception):
     """An ERROR event other than 410."""
 
 
-def _status_code(exc: kr8s.ServerError) -> int | None:
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
-
-
 class Informer:
     """Keeps a cache of one resource in sync and tells handlers what changed."""
 
     def __init__(
         self,
         *,
-        api: Any,
+        api: KubeClient,
         resource: Resource,
         namespace: str | None = None,
         label_selector: str = "",
@@ -164,8 +163,7 @@ class Informer:
                 log.warning(
                     "list/watch failed; backing off",
                     resource=self.name,
-                    error=type(exc).__name__,
-                    status=_status_code(exc) if isinstance(exc, kr8s.ServerError) else None,
+                    error=exc.message if isinstance(exc, ApiError) else type(exc).__name__,
                 )
             await self._backoff.wait()
 
@@ -178,26 +176,20 @@ class Informer:
     async def _list(self) -> None:
         items: dict[ObjectKey, RawObject] = {}
         params = {**self._base_params(), "limit": str(self._timings.page_size)}
-        timeout = httpx.Timeout(
-            self._timings.request_timeout, connect=self._timings.connect_timeout
+        timeout = aiohttp.ClientTimeout(
+            total=self._timings.request_timeout, connect=self._timings.connect_timeout
         )
         while True:
             try:
-                async with self._api.call_api(
-                    "GET",
-                    version=self.resource.version,
-                    namespace=self._namespace,
-                    url=self.resource.plural,
-                    params=params,
-                    timeout=timeout,
-                ) as response:
-                    body = response.json()
-            except kr8s.ServerError as exc:
-                if _status_code(exc) == 410:
+                body = await self._api.list(
+                    self.resource, namespace=self._namespace, params=params, timeout=timeout
+                )
+            except ApiError as exc:
+                if exc.status == 410:
                     raise Gone from exc
                 raise
             for obj in body.get("items") or ():
-                items[key_of(obj)] = obj
+                items[key_of(obj)] = _trim(obj)
             token = (body.get("metadata") or {}).get("continue")
             if not token:
                 break
@@ -233,33 +225,25 @@ class Informer:
         }
         if self.resource_version:
             params["resourceVersion"] = self.resource_version
-        timeout = httpx.Timeout(
-            self._timings.request_timeout,
+        timeout = aiohttp.ClientTimeout(
             connect=self._timings.connect_timeout,
-            read=server_timeout + self._timings.read_timeout_margin,
+            sock_read=server_timeout + self._timings.read_timeout_margin,
         )
         inactivity = asyncio.timeout(None)
         try:
             async with (
-                self._api.call_api(
-                    "GET",
-                    version=self.resource.version,
-                    namespace=self._namespace,
-                    url=self.resource.plural,
-                    params=params,
-                    timeout=timeout,
-                    stream=True,
-                ) as response,
+                self._api.watch(
+                    self.resource, namespace=self._namespace, params=params, timeout=timeout
+                ) as events,
                 inactivity,
             ):
                 self._rearm(inactivity)
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        self._rearm(inactivity)
-                        self._handle_event(json.loads(line))
-                        self._progress()
-        except kr8s.ServerError as exc:
-            if _status_code(exc) == 410:
+                async for event in events:
+                    self._rearm(inactivity)
+                    self._handle_event(event)
+                    self._progress()
+        except ApiError as exc:
+            if exc.status == 410:
                 raise Gone from exc
             raise
         except TimeoutError:
@@ -285,6 +269,7 @@ class Informer:
             return
         key = key_of(obj)
         if kind in ("ADDED", "MODIFIED"):
+            obj = _trim(obj)
             previous = self._cache.get(key)
             self._cache[key] = obj
             if previous is None:
@@ -312,5 +297,17 @@ def _rv(obj: RawObject) -> str | None:
     return rv
 
 
-def all_synced(informers: Sequence[Informer]) -> bool:
-    return all(informer.has_synced for informer in informers)
+_DROPPED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _trim(obj: RawObject) -> RawObject:
+    """Drop what the controller never reads (and that dominates an object's size)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+        annotations = meta.get("annotations")
+        if annotations and _DROPPED_ANNOTATION in annotations:
+            annotations.pop(_DROPPED_ANNOTATION)
+            if not annotations:
+                meta.pop("annotations")
+    return obj

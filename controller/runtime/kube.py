@@ -1,60 +1,26 @@
-"""kr8s `Api` construction: timeouts, an explicit namespace and client-side QPS/burst.
+"""The process's Kubernetes clients: one set of credentials, one client per long-lived user.
 
-kr8s 0.20.15 has no client timeouts (`httpx.AsyncClient(timeout=None)`), no
-request rate limit, caches instances per (thread, loop, kwargs) in a weak
-dictionary, and in-cluster never reads the service-account namespace. So every
-`Api` of the process is built here, directly (`bypass_factory=True`, so two
-callers never share one by accident), with a default timeout and the
-namespace given explicitly from the downward API.
-
-`RateLimitedApi` is client-go's `--kube-api-qps`/`--kube-api-burst`: every
-request (kr8s object helpers included, they all go through `call_api`) first
-takes a token from a bucket and waits when the bucket is in debt. The
-informers and the leader elector get their own `Api` instances: a 401/403
-makes kr8s close and rebuild its shared httpx client, which would kill every
-watch on it, and a lease renewal must never queue behind a burst of reconciles.
+Every request goes through `controller.runtime.client.KubeClient` (the door).
+Here the door is opened for each user of the API with its own connection
+pool: the reconciler (writes, Secrets, Events), each informer (a broken or
+slow watch stream never holds up the other's, nor the reconcile writes) and
+the leader elector (a lease renewal never queues behind a burst of
+reconciles, so it is not rate limited either). They share the credentials,
+so one 401 re-reads them once for all, and the client-side rate limiter.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import httpx
-from kr8s._api import Api
 
-from controller.runtime.ratelimit import BucketLimiter
+from controller.runtime.client import ClientRateLimiter, Credentials, KubeClient
 
-#: deadline of ordinary requests; watches pass their own
-REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-
-
-class ClientRateLimiter:
-    """Waits for a token of a QPS/burst bucket before each request."""
-
-    def __init__(self, *, qps: float, burst: int) -> None:
-        self._bucket = BucketLimiter(qps=qps, burst=burst)
-
-    async def acquire(self) -> None:
-        delay = self._bucket.reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-
-class RateLimitedApi(Api):
-    """A kr8s `Api` whose every request first waits for a rate-limit token."""
-
-    rate_limiter: ClientRateLimiter | None = None
-
-    @contextlib.asynccontextmanager
-    async def call_api(self, *args: Any, **kwargs: Any) -> AsyncIterator[httpx.Response]:
-        if self.rate_limiter is not None:
-            await self.rate_limiter.acquire()
-        async with super().call_api(*args, **kwargs) as response:
-            yield response
+#: client-go's defaults, used until the API server shows it runs API Priority and Fairness
+DEFAULT_QPS = 50.0
+DEFAULT_BURST = 300
 
 
 def runtime_namespace(environ: Mapping[str, str]) -> str | None:
@@ -64,58 +30,56 @@ def runtime_namespace(environ: Mapping[str, str]) -> str | None:
 
 async def connect(
     *,
-    qps: float | None,
-    burst: int | None,
-    namespace: str | None = None,
     url: str | None = None,
     kubeconfig: str | Mapping[str, Any] | None = None,
-) -> RateLimitedApi:
-    """A new authenticated `Api` (kubeconfig / `KUBECONFIG`, else in-cluster credentials)."""
-    api = RateLimitedApi(bypass_factory=True, url=url, kubeconfig=kubeconfig, namespace=namespace)
-    api.timeout = REQUEST_TIMEOUT
-    if qps is not None and burst is not None:
-        api.rate_limiter = ClientRateLimiter(qps=qps, burst=burst)
-    await api
-    return api
-
-
-async def close(api: Api) -> None:
-    """Close the `Api`'s pooled connections."""
-    session = getattr(api, "_session", None)
-    if session is not None:
-        await session.aclose()
+    namespace: str | None = None,
+    name: str = "client",
+) -> KubeClient:
+    """One client without a client-side rate limit (command-line tools, tests)."""
+    credentials = await Credentials.load(url=url, kubeconfig=kubeconfig, namespace=namespace)
+    return KubeClient(credentials, name=name)
 
 
 @attrs.frozen
 class KubeApis:
-    """The process's `Api` instances: reconciler writes, informers, leader election."""
+    """The process's clients: reconciler, the two informers, the leader elector."""
 
-    main: RateLimitedApi
-    informers: RateLimitedApi
-    leader: RateLimitedApi
+    main: KubeClient
+    sources: KubeClient
+    artifacts: KubeClient
+    leader: KubeClient
 
     @classmethod
     async def connect(
         cls,
         *,
-        qps: float,
-        burst: int,
+        qps: float | None,
+        burst: int | None,
         environ: Mapping[str, str],
         url: str | None = None,
         kubeconfig: str | Mapping[str, Any] | None = None,
     ) -> KubeApis:
-        """Three isolated `Api`s; in a pod the namespace comes from the downward API."""
-        common: dict[str, Any] = {
-            "namespace": runtime_namespace(environ),
-            "url": url,
-            "kubeconfig": kubeconfig,
-        }
+        """Clients on the kubeconfig (`KUBECONFIG`) or in-cluster credentials.
+
+        `qps`/`burst` given explicitly keep the client-side limit on; unset, it
+        applies only until API Priority and Fairness is detected.
+        """
+        credentials = await Credentials.load(
+            url=url, kubeconfig=kubeconfig, namespace=runtime_namespace(environ)
+        )
+        limiter = ClientRateLimiter(
+            qps=qps if qps is not None else DEFAULT_QPS,
+            burst=burst if burst is not None else DEFAULT_BURST,
+            explicit=qps is not None or burst is not None,
+        )
+        main = KubeClient(credentials, limiter=limiter, name="reconciler")
         return cls(
-            main=await connect(qps=qps, burst=burst, **common),
-            informers=await connect(qps=qps, burst=burst, **common),
-            leader=await connect(qps=None, burst=None, **common),
+            main=main,
+            sources=main.clone("informer-sources"),
+            artifacts=main.clone("informer-artifacts"),
+            leader=main.clone("leader-election", limited=False),
         )
 
     async def aclose(self) -> None:
-        for api in (self.main, self.informers, self.leader):
-            await close(api)
+        for client in (self.main, self.sources, self.artifacts, self.leader):
+            await client.aclose()

@@ -14,6 +14,11 @@
 - On shutdown the leader releases the lease (empty holder, 1 s duration, like
   client-go's ReleaseOnCancel) so a successor takes over at its next retry
   instead of waiting for the lease to expire.
+- The elector survives every error of the API (401, 403, 5xx, timeouts,
+  garbage): an attempt that fails is a failed attempt, nothing more.
+- The leader writes where its artifact server answers into an annotation of
+  the Lease; followers, which read the Lease at every retry anyway, forward
+  downloads they cannot serve themselves there (docs/operations.md, replicas).
 
 Expiry runs on the event loop's clock (fake under looptime); the timestamps
 written into the Lease are wall-clock MicroTime for humans and other tools.
@@ -24,26 +29,24 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
-import json
 import random
 import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-import kr8s
 import structlog
 
+from controller.api.names import ARTIFACT_SERVER_ANNOTATION, LEASES
 from controller.runtime import metrics
+from controller.runtime.client import ApiError, KubeClient
 from controller.runtime.ratelimit import Clock, loop_clock
 
 log = structlog.get_logger(__name__)
 
-LEASE_VERSION = "coordination.k8s.io/v1"
 LEASE_PREFIX = "externalsource-controller-leader-election"
 _RETRY_JITTER = 1.2  # client-go's JitterFactor for the acquire loop
-_RELEASE_TIMEOUT = 5.0
+_RELEASE_TIMEOUT = 3.0
 
 
 def lease_name(label_selector: str) -> str:
@@ -68,10 +71,11 @@ class LeaderElector:
     def __init__(
         self,
         *,
-        api: Any,
+        api: KubeClient,
         name: str,
         namespace: str,
         identity: str,
+        artifact_server: str | None = None,
         lease_duration: float,
         renew_deadline: float,
         retry_period: float,
@@ -82,6 +86,9 @@ class LeaderElector:
         self.name = name
         self.namespace = namespace
         self.identity = identity
+        self._artifact_server = artifact_server
+        #: the leader's artifact server as last read from the Lease (None: unknown)
+        self.leader_artifact_server: str | None = None
         self._lease_duration = lease_duration
         self._renew_deadline = renew_deadline
         self._retry_period = retry_period
@@ -139,8 +146,8 @@ class LeaderElector:
                 }
                 await self._update(lease, released)
             log.info("released the lease", lease=self.name)
-        except (TimeoutError, kr8s.ServerError, kr8s.APITimeoutError, httpx.HTTPError) as exc:
-            log.warning("could not release the lease", lease=self.name, error=type(exc).__name__)
+        except (TimeoutError, ApiError) as exc:
+            log.warning("could not release the lease", lease=self.name, error=str(exc))
 
     def _set_leader(self, leading: bool) -> None:
         self.is_leader = leading
@@ -149,9 +156,11 @@ class LeaderElector:
     async def _try_acquire_or_renew(self) -> bool:
         try:
             return await self._attempt()
-        except (kr8s.ServerError, kr8s.APITimeoutError, httpx.HTTPError, ValueError) as exc:
+        except ApiError as exc:
+            log.warning("lease request failed", lease=self.name, error=exc.message)
+        except Exception as exc:  # garbage from the server must not end leader election
             log.warning("lease request failed", lease=self.name, error=type(exc).__name__)
-            return False
+        return False
 
     async def _attempt(self) -> bool:
         now = _micro_time()
@@ -166,11 +175,11 @@ class LeaderElector:
             }
             created = await self._create(record)
             if created is not None:
-                self._observe(created.get("spec") or {})
+                self._observe(created, created.get("spec") or {})
             return created is not None
         spec = lease.get("spec") or {}
         if spec != self._observed_spec:
-            self._observe(spec)
+            self._observe(lease, spec)
         holder = spec.get("holderIdentity") or ""
         duration = float(spec.get("leaseDurationSeconds") or self._lease_duration)
         if holder and holder != self.identity and self._observed_time + duration > self._clock():
@@ -186,63 +195,48 @@ class LeaderElector:
         updated = await self._update(lease, record)
         if updated is None:
             return False
-        self._observe(updated.get("spec") or record)
+        self._observe(updated, updated.get("spec") or record)
         return True
 
-    def _observe(self, spec: dict[str, Any]) -> None:
+    def _observe(self, lease: dict[str, Any], spec: dict[str, Any]) -> None:
         self._observed_spec = spec
         self._observed_time = self._clock()
+        annotations = (lease.get("metadata") or {}).get("annotations") or {}
+        self.leader_artifact_server = (
+            annotations.get(ARTIFACT_SERVER_ANNOTATION) if spec.get("holderIdentity") else None
+        )
+
+    def _metadata(self, lease: dict[str, Any] | None) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if lease is not None:
+            metadata["resourceVersion"] = lease["metadata"]["resourceVersion"]
+        if self._artifact_server:
+            metadata["annotations"] = {ARTIFACT_SERVER_ANNOTATION: self._artifact_server}
+        return metadata
 
     async def _get(self) -> dict[str, Any] | None:
-        async with self._api.call_api(
-            "GET",
-            version=LEASE_VERSION,
-            namespace=self.namespace,
-            url=f"leases/{self.name}",
-            raise_for_status=False,
-        ) as response:
-            if response.status_code == 404:
-                return None
-            response.raise_for_status()
-            body: dict[str, Any] = response.json()
-            return body
+        return await self._api.get(LEASES, self.namespace, self.name)
 
     async def _create(self, spec: dict[str, Any]) -> dict[str, Any] | None:
         body = {
-            "apiVersion": LEASE_VERSION,
-            "kind": "Lease",
-            "metadata": {"name": self.name, "namespace": self.namespace},
+            "apiVersion": LEASES.api_version,
+            "kind": LEASES.kind,
+            "metadata": self._metadata(None),
             "spec": spec,
         }
-        return await self._write("POST", url="leases", body=body)
+        try:
+            return await self._api.create(LEASES, self.namespace, body)
+        except ApiError as exc:
+            if exc.status == 409:  # someone else created it first
+                return None
+            raise
 
     async def _update(self, lease: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
-        patch = {
-            "metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]},
-            "spec": spec,
-        }
-        return await self._write(
-            "PATCH",
-            url=f"leases/{self.name}",
-            body=patch,
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-
-    async def _write(
-        self, method: str, *, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> dict[str, Any] | None:
-        """The written object, or None on 409 (someone else wrote first)."""
-        async with self._api.call_api(
-            method,
-            version=LEASE_VERSION,
-            namespace=self.namespace,
-            url=url,
-            content=json.dumps(body),
-            headers=headers or {},
-            raise_for_status=False,
-        ) as response:
-            if response.status_code == 409:
+        """Write `spec` if the Lease is still at the version we read; None when it is not."""
+        patch = {"metadata": self._metadata(lease), "spec": spec}
+        try:
+            return await self._api.patch(LEASES, self.namespace, self.name, patch)
+        except ApiError as exc:
+            if exc.status == 409:
                 return None
-            response.raise_for_status()
-            result: dict[str, Any] = response.json()
-            return result
+            raise

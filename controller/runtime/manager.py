@@ -8,9 +8,11 @@
 Only the leader runs workers and the `leader_services` (async context
 managers entered once caches are synced, exited when leadership ends).
 Losing the lease cancels that whole scope at once: in-flight reconciles are
-cancelled (their keys are `done`, nothing is lost: the queue keeps them) and
-the manager campaigns again. Without `--enable-leader-election` the process
-leads from the start.
+cancelled (each puts its key back in the queue) and the manager campaigns
+again. Gaining leadership again enqueues every cached source (spread over a
+few seconds), so a source whose timer was with the other replica is checked
+again; on the first term the informers' initial adds already did that.
+Without `--enable-leader-election` the process leads from the start.
 
 Graceful stop (`stop()`, called on SIGTERM/SIGINT): the queue shuts down so
 workers take no new key, in-flight reconciles get `--graceful-shutdown-timeout`
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,9 +35,10 @@ import anyio
 import attrs
 import structlog
 
-from controller.resources import EXTERNAL_ARTIFACTS, EXTERNAL_SOURCES
+from controller.api.names import EXTERNAL_ARTIFACTS, EXTERNAL_SOURCES, MANAGED_BY, MANAGED_BY_LABEL
 from controller.runtime import metrics
 from controller.runtime.informer import Informer, WatchTimings
+from controller.runtime.keys import key_of
 from controller.runtime.kube import KubeApis, runtime_namespace
 from controller.runtime.leader import LeaderElector, default_identity, lease_name
 from controller.runtime.ratelimit import ReconnectBackoff, default_controller_limiter
@@ -51,6 +55,7 @@ LeaderService = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
 _HEARTBEAT = 1.0
 _HEARTBEAT_STALE = 10.0
 _INFORMER_STALE = 300.0
+_RESYNC_SPREAD = 5.0  # seconds over which a new leader term re-enqueues every source
 
 
 class StartupError(Exception):
@@ -95,17 +100,19 @@ class Manager:
             name=CONTROLLER_NAME,
         )
         self.sources = Informer(
-            api=apis.informers,
+            api=apis.sources,
             resource=EXTERNAL_SOURCES,
             namespace=watch_namespace,
             label_selector=settings.watch_label_selector,
             timings=timings,
         )
+        # our children only (not every ExternalArtifact of the cluster), whatever the shard
+        # selector: children of sharded sources need not carry the shard label
         self.artifacts = Informer(
-            api=apis.informers,
+            api=apis.artifacts,
             resource=EXTERNAL_ARTIFACTS,
             namespace=watch_namespace,
-            label_selector=settings.watch_label_selector,
+            label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
             timings=timings,
         )
         self.sources.add_handler(SourceHandler(self.queue.add))
@@ -132,6 +139,7 @@ class Manager:
             f"informer-{i.name}": _synced(i) for i in self.informers
         }
         self._beat = 0.0
+        self._terms = 0
 
     @property
     def is_leader(self) -> bool:
@@ -209,6 +217,9 @@ class Manager:
     async def _work(self, wiring: Wiring) -> None:
         if not await self._until_stop(self._wait_synced):
             return
+        self._terms += 1
+        if self._terms > 1:
+            self._resync()
         async with contextlib.AsyncExitStack() as services:
             for service in wiring.leader_services:
                 await services.enter_async_context(service())
@@ -226,6 +237,11 @@ class Manager:
 
     async def _worker(self, reconcile: Reconcile) -> None:
         await run_worker(queue=self.queue, reconcile=reconcile, controller=CONTROLLER_NAME)
+
+    def _resync(self) -> None:
+        """Enqueue every cached source, spread over a few seconds (a new leader term)."""
+        for obj in self.sources.list():
+            self.queue.add_after(key_of(obj), random.uniform(0, _RESYNC_SPREAD))  # noqa: S311
 
     async def _wait_synced(self) -> None:
         for informer in self.informers:

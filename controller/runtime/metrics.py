@@ -95,6 +95,12 @@ LEADER_STATUS = Gauge(
     ("name",),
 )
 
+REST_CLIENT_REQUESTS = Counter(
+    "rest_client_requests_total",
+    "Number of HTTP requests to the Kubernetes API, partitioned by status code and method.",
+    ("code", "method"),
+)
+
 
 class QueueMetrics:
     """One workqueue's series; timestamps use a monotonic wall clock like client-go."""

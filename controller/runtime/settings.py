@@ -133,15 +133,33 @@ class ControllerSettings:
             "Spread each source's interval randomly by up to this percentage (0-99).",
         ),
     )
-    kube_api_qps: float = attrs.field(
-        default=50.0,
-        validator=_positive,
-        metadata=_flag("--kube-api-qps", "Sustained requests per second to the Kubernetes API."),
+    progress_report_delay: float = attrs.field(
+        default=1.0,
+        validator=_at_least(0),
+        metadata=_flag(
+            "--progress-report-delay",
+            "Write progress conditions (Fetching, ExecutingHooks, Storing) only when a change "
+            "is still being fetched or processed after this long.",
+            duration=True,
+        ),
     )
-    kube_api_burst: int = attrs.field(
-        default=300,
-        validator=_at_least(1),
-        metadata=_flag("--kube-api-burst", "Burst of requests to the Kubernetes API."),
+    kube_api_qps: float | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(_positive),
+        metadata=_flag(
+            "--kube-api-qps",
+            "Sustained requests per second to the Kubernetes API (unset: 50 until the API "
+            "server shows it runs API Priority and Fairness, then no client-side limit).",
+        ),
+    )
+    kube_api_burst: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(_at_least(1)),
+        metadata=_flag(
+            "--kube-api-burst",
+            "Burst of requests to the Kubernetes API (unset: 300, off under API Priority "
+            "and Fairness like --kube-api-qps).",
+        ),
     )
     log_level: str = attrs.field(
         default="info",
@@ -169,12 +187,13 @@ class ControllerSettings:
         ),
     )
     graceful_shutdown_timeout: float = attrs.field(
-        default=25.0,
+        default=20.0,
         validator=_at_least(0),
         metadata=_flag(
             "--graceful-shutdown-timeout",
-            "On SIGTERM, how long in-flight reconciles may run before they are cancelled "
-            "(keep below the pod's terminationGracePeriodSeconds).",
+            "On SIGTERM, how long in-flight reconciles may run before they are cancelled; "
+            "releasing the lease takes up to 3s more (keep the sum below the pod's "
+            "terminationGracePeriodSeconds).",
             duration=True,
         ),
     )

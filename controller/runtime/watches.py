@@ -3,8 +3,9 @@
 ExternalSource (the key is the object itself): enqueue on add, on a
 `metadata.generation` change (a spec change; status writes do not bump it),
 on a change of the `reconcile.fluxcd.io/requestedAt` annotation (`flux
-reconcile source external`), when deletion starts or the finalizers change,
-and on delete. Our own status writes change none of these, so they never
+reconcile source external`), when deletion starts or the finalizers change
+(except our own finalizer being added: the reconcile that added it carries
+on), and on delete. Our own status writes change none of these, so they never
 trigger a reconcile.
 
 ExternalArtifact (the key is its controlling ExternalSource): the object's
@@ -21,12 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from controller.api.names import FINALIZER, GROUP, KIND, REQUESTED_AT_ANNOTATION
 from controller.runtime.informer import RawObject
 from controller.runtime.keys import ObjectKey, key_of
-
-REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
-OWNER_GROUP = "source.flux.oddkin.co"
-OWNER_KIND = "ExternalSource"
 
 Enqueue = Callable[[ObjectKey], None]
 
@@ -47,10 +45,17 @@ def source_changed(old: RawObject, new: RawObject) -> bool:
     new_ann = new_meta.get("annotations") or {}
     return (
         generation_changed
-        or old_ann.get(REQUESTED_AT) != new_ann.get(REQUESTED_AT)
+        or old_ann.get(REQUESTED_AT_ANNOTATION) != new_ann.get(REQUESTED_AT_ANNOTATION)
         or old_meta.get("deletionTimestamp") != new_meta.get("deletionTimestamp")
-        or old_meta.get("finalizers") != new_meta.get("finalizers")
+        or _finalizers_changed(old_meta, new_meta)
     )
+
+
+def _finalizers_changed(old_meta: Mapping[str, Any], new_meta: Mapping[str, Any]) -> bool:
+    """A change of finalizers, unless it is only ours being added (our own first write:
+    reconciling again on it would race the first reconcile's status writes)."""
+    old, new = list(old_meta.get("finalizers") or ()), list(new_meta.get("finalizers") or ())
+    return new not in (old, [*old, FINALIZER])
 
 
 def artifact_changed(old: RawObject, new: RawObject) -> bool:
@@ -68,7 +73,7 @@ def owner_key(obj: RawObject) -> ObjectKey | None:
     meta = _meta(obj)
     for ref in meta.get("ownerReferences") or ():
         group = str(ref.get("apiVersion", "")).split("/")[0]
-        if ref.get("controller") and ref.get("kind") == OWNER_KIND and group == OWNER_GROUP:
+        if ref.get("controller") and ref.get("kind") == KIND and group == GROUP:
             return ObjectKey(meta.get("namespace") or "", ref["name"])
     return None
 

@@ -12,6 +12,10 @@ Outcome → queue action (controller-runtime `reconcileHandler`):
 - `Result(requeue_after=s)` → `forget(key)`, `add_after(key, s)`; label `requeue_after`
 - `Result()` → `forget(key)`; label `success`
 
+A reconcile cancelled from outside (leadership lost, shutdown deadline) puts
+its key back before `done`, so the source is not forgotten: the next leader
+term processes it again.
+
 The rate-limited and delayed adds are made before `done`, so a key re-added
 meanwhile is handled by the queue's dedup rather than by us. A worker stops
 taking work once the queue is shutting down: the key in hand is finished, the
@@ -20,6 +24,7 @@ rest stays queued (graceful shutdown means "finish in-flight", not "drain all").
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -72,6 +77,9 @@ async def _process(
     started = time.monotonic()
     try:
         result = await reconcile(key)
+    except asyncio.CancelledError:
+        queue.add(key)
+        raise
     except Exception:
         log.exception("reconcile crashed", namespace=key.namespace, name=key.name)
         metrics.RECONCILE_PANICS.labels(controller=controller).inc()

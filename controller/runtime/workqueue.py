@@ -118,7 +118,7 @@ class WorkQueue(Generic[K]):
             except asyncio.CancelledError:
                 if getter.done() and not getter.cancelled():
                     self._wake_one()  # we were woken for an item we will not take
-                else:
+                elif getter in self._getters:  # `_wake_one` may have dropped it already
                     self._getters.remove(getter)
                 raise
         key = self._queue.popleft()

@@ -21,10 +21,10 @@ import asyncio
 import platform
 import time
 
-from controller.resources import EXTERNAL_SOURCES
+from controller.api.names import EXTERNAL_SOURCES
 from controller.runtime.informer import Informer
 from controller.runtime.keys import ObjectKey
-from controller.runtime.kube import close, connect
+from controller.runtime.kube import connect
 from controller.runtime.ratelimit import default_controller_limiter
 from controller.runtime.watches import SourceHandler
 from controller.runtime.worker import Result, run_worker
@@ -65,7 +65,7 @@ async def informer_rates(objects: int) -> tuple[float, float, float]:
         del k8s._requests[:]  # kmock re-filters its request history per request (O(n²))
         for i in range(objects):
             k8s.create_object("externalsources", _source(f"pre{i}"))
-        api = await connect(qps=None, burst=None, kubeconfig=kubeconfig(str(k8s.url)))
+        api = await connect(kubeconfig=kubeconfig(str(k8s.url)))
         queue: WorkQueue[ObjectKey] = WorkQueue(
             limiter=default_controller_limiter(min_delay=1, max_delay=300), name="bench-informer"
         )
@@ -88,7 +88,7 @@ async def informer_rates(objects: int) -> tuple[float, float, float]:
         watch_rate = objects / (time.perf_counter() - started)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await close(api)
+        await api.aclose()
     return list_seconds, objects / list_seconds, watch_rate
 
 

@@ -79,6 +79,8 @@ async def run_controller(
             "--health-addr=127.0.0.1:0",
             "--metrics-addr=127.0.0.1:0",
             "--log-level=warn",
+            "--allow-loopback-addresses",  # the origin and S3 servers of the tests are local
+            "--progress-report-delay=0.3s",
             *flags,
         ],
         {},

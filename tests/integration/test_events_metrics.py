@@ -13,9 +13,9 @@ from prometheus_client import REGISTRY
 from controller.api.reasons import FINALIZER
 from controller.events import EventRecorder
 from controller.fetchrequest import ApiSecretReader
-from controller.reconciler import Reconciler, ReconcilerSettings
-from controller.resources import KubeClient
+from controller.reconciler import Collaborators, Reconciler, ReconcilerSettings
 from controller.runtime.keys import ObjectKey
+from controller.runtime.kube import connect
 from controller.runtime.worker import Result
 from hooks.executor import LocalExecutor
 from hooks.runner import HookRunner
@@ -131,7 +131,7 @@ async def test_a_foreign_external_artifact_is_left_alone(k8s: Any, origin: Any) 
 
 
 async def test_a_stale_cache_entry_of_a_deleted_source_ends_quietly(
-    k8s: Any, kube_api: Any
+    k8s: Any, kubeconfig: Any
 ) -> None:
     """The watch lags: the cache still shows a deleting source the API server already removed."""
     stale = source("gone", "http://127.0.0.1:9/unused")
@@ -141,17 +141,21 @@ async def test_a_stale_cache_entry_of_a_deleted_source_ends_quietly(
         "deletionTimestamp": "2026-01-01T00:00:00Z",
         "finalizers": [FINALIZER],
     }
-    kube = KubeClient(kube_api)
-    reconciler = Reconciler(
+    kube = await connect(kubeconfig=str(kubeconfig))
+    parts = Collaborators(
         kube=kube,
-        lookup=lambda key: stale,
+        sources=lambda key: stale,
+        artifacts=lambda key: None,
         secrets=ApiSecretReader(kube),
         generators={},
         runner=HookRunner(LocalExecutor(Whitelist(commands={})), None),
         storage=MemoryBackend(),
         events=EventRecorder(kube),
-        settings=ReconcilerSettings(advertised_address="localhost:9090"),
     )
-    result = await reconciler.reconcile(ObjectKey(NS, "gone"))
+    reconciler = Reconciler(parts, ReconcilerSettings(advertised_address="localhost:9090"))
+    try:
+        result = await reconciler.reconcile(ObjectKey(NS, "gone"))
+    finally:
+        await kube.aclose()
     assert result == Result()
     assert k8s.get_object("externalsources", NS, "gone") is None

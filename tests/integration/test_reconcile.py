@@ -97,19 +97,34 @@ async def test_source_becomes_ready_and_flux_can_consume_the_artifact(
     assert extract_like_flux(blob, artifact["digest"]) == {"flags/data.json": b'{"beta": true}'}
 
 
-async def test_a_change_path_shows_progress_then_one_final_status(
-    controller: Controller, origin: Any
-) -> None:
-    origin.set("/flags", body=b"{}", etag='"v1"')
-    controller.create(source("flags", origin.url("/flags")))
-    await controller.wait_for(ready(controller, "flags"))
-    status_patches = [
+def status_patches(controller: Controller) -> list[dict[str, Any]]:
+    return [
         w.body["status"]
         for w in controller.api.writes()
         if w.resource == "externalsources" and w.subresource == "status"
     ]
-    assert len(status_patches) == 2  # one progress patch, one final patch
-    progress = {c["type"]: c for c in status_patches[0]["conditions"]}
+
+
+async def test_a_quick_change_writes_one_final_status(controller: Controller, origin: Any) -> None:
+    origin.set("/flags", body=b"{}", etag='"v1"')
+    controller.create(source("flags", origin.url("/flags")))
+    await controller.wait_for(ready(controller, "flags"))
+    assert len(status_patches(controller)) == 1  # no progress patch for a change this quick
+    final = {c["type"] for c in controller.source("flags")["status"]["conditions"]}  # type: ignore[index]
+    assert final == {"Ready", "ArtifactInStorage"}
+
+
+async def test_a_slow_change_shows_progress_then_one_final_status(
+    controller: Controller, origin: Any
+) -> None:
+    """--progress-report-delay is 0.3 s here: a 1 s origin is still fetching after it."""
+    origin.set("/flags", body=b"{}", etag='"v1"')
+    origin.mode("/flags", delay=1.0)
+    controller.create(source("flags", origin.url("/flags")))
+    await controller.wait_for(ready(controller, "flags"))
+    patches = status_patches(controller)
+    assert len(patches) == 2  # one progress patch, one final patch
+    progress = {c["type"]: c for c in patches[0]["conditions"]}
     assert progress["Fetching"]["status"] == "True"
     assert progress["Reconciling"]["reason"] == "Progressing"
     assert progress["Ready"]["status"] == "Unknown"

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from controller.resources import EXTERNAL_SOURCES
+from controller.api.names import EXTERNAL_SOURCES
 from controller.runtime.informer import Informer, WatchTimings
 from controller.runtime.keys import ObjectKey
 from controller.runtime.kube import KubeApis, connect
@@ -71,7 +71,7 @@ async def running(
 ) -> AsyncIterator[tuple[Informer, Recorder]]:
     own_api = api is None
     if api is None:
-        api = await connect(qps=None, burst=None, kubeconfig=kubeconfig(str(k8s.url)))
+        api = await connect(kubeconfig=kubeconfig(str(k8s.url)))
     informer = Informer(api=api, resource=EXTERNAL_SOURCES, timings=timings)
     recorder = Recorder()
     informer.add_handler(recorder)
@@ -85,7 +85,7 @@ async def running(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         if own_api:
-            await api._session.aclose()
+            await api.aclose()
 
 
 async def test_paginated_list_fills_the_cache_and_the_watch_starts_at_the_list_version(
@@ -221,13 +221,11 @@ async def test_unauthorized_on_the_main_api_does_not_break_the_watch(k8s: Emulat
         qps=100, burst=100, environ={}, kubeconfig=kubeconfig(str(k8s.url))
     )
     try:
-        async with running(k8s, api=apis.informers) as (informer, _recorder):
+        async with running(k8s, api=apis.sources) as (informer, _recorder):
             await eventually(lambda: count(k8s, "watch") == 1)
             k8s.inject_error(401, verb="get", resource=PLURAL, name="a")
-            async with apis.main.call_api(
-                "GET", version=EXTERNAL_SOURCES.version, namespace="default", url=f"{PLURAL}/a"
-            ) as response:
-                assert response.status_code == 200  # kr8s re-authenticated and retried
+            fetched = await apis.main.get(EXTERNAL_SOURCES, "default", "a")
+            assert fetched is not None  # the credentials were re-read and the GET retried
             assert count(k8s, "get") == 2
             k8s.create_object(PLURAL, source("b"))
             await eventually(lambda: informer.get(("default", "b")) is not None)

@@ -149,9 +149,7 @@ async def test_release_on_stop_clears_the_holder(k8s: Emulator) -> None:
 
 
 async def test_a_dead_leader_is_replaced_after_the_lease_expires(k8s: Emulator) -> None:
-    apis = [
-        await connect(qps=None, burst=None, kubeconfig=kubeconfig(str(k8s.url))) for _ in range(2)
-    ]
+    apis = [await connect(kubeconfig=kubeconfig(str(k8s.url))) for _ in range(2)]
     try:
         common: dict[str, Any] = {
             "name": LEASE_PREFIX,
@@ -173,13 +171,11 @@ async def test_a_dead_leader_is_replaced_after_the_lease_expires(k8s: Emulator) 
         assert lease(k8s)["leaseTransitions"] == 1
     finally:
         for api in apis:
-            await api._session.aclose()
+            await api.aclose()
 
 
 async def test_racing_candidates_one_wins(k8s: Emulator) -> None:
-    apis = [
-        await connect(qps=None, burst=None, kubeconfig=kubeconfig(str(k8s.url))) for _ in range(5)
-    ]
+    apis = [await connect(kubeconfig=kubeconfig(str(k8s.url))) for _ in range(5)]
     try:
         electors = [
             LeaderElector(
@@ -203,7 +199,7 @@ async def test_racing_candidates_one_wins(k8s: Emulator) -> None:
         assert sum(e.is_leader for e in electors) == 1
     finally:
         for api in apis:
-            await api._session.aclose()
+            await api.aclose()
 
 
 def test_lease_name_is_per_selector() -> None:

@@ -1,0 +1,80 @@
+"""Progress conditions of a change path, written only when the change path runs long.
+
+A user watching `kubectl get exs` should see `Fetching`/`ExecutingHooks`/`Storing`
+while a slow fetch or hook runs; a quick change should not pay a status write
+for it (docs/architecture.md, "Writes per source"). So the phases are only
+recorded, and a writer task waits `delay` after the first phase before it
+writes the current phase; a later phase is written when it, too, is still
+under way `delay` after it started. Leaving the context
+stops the writer and waits for a write in flight, so the reconcile's final
+status write always comes after every progress write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+import structlog
+
+from controller.runtime.client import ApiError
+
+log = structlog.get_logger(__name__)
+
+
+class ProgressReport:
+    """Collects phases; writes them with `write(phase)` once `delay` has passed."""
+
+    def __init__(self, *, delay: float, write: Callable[[str], Awaitable[None]]) -> None:
+        self._delay = delay
+        self._write = write
+        self._phase: str | None = None
+        self._written: str | None = None
+        self._changed = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    def phase(self, name: str) -> None:
+        """A phase of the change path starts now."""
+        self._phase = name
+        self._changed.set()
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closed = True
+        async with self._lock:  # a write in flight finishes before the final write
+            pass
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        await self._changed.wait()
+        await asyncio.sleep(self._delay)
+        while not self._closed:
+            self._changed.clear()
+            phase = self._phase
+            if phase is not None and phase != self._written:
+                async with self._lock:
+                    if self._closed:
+                        return
+                    try:
+                        await self._write(phase)
+                        self._written = phase
+                    except ApiError as exc:  # progress is best effort
+                        log.info("progress not written", error=exc.message)
+            await self._changed.wait()
+            await asyncio.sleep(self._delay)  # a later phase is shown if it lasts as long
