@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 
 from controller.api import reasons, yamlload
 from controller.api.validation import Problem, validate_source
+from controller.clusterctl import register_get, register_reconcile
 from controller.localmode import register_fetch
 from hooks.cel import compile_transform
 from hooks.spec import HookError
@@ -111,13 +112,18 @@ def register_validate(subparsers: Subparsers) -> None:
     parser.set_defaults(run=run_validate)
 
 
-COMMANDS: tuple[Callable[[Subparsers], None], ...] = (register_validate, register_fetch)
+COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
+    register_validate,
+    register_fetch,
+    register_reconcile,
+    register_get,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="externalsource",
-        description="Work with ExternalSource definitions without a cluster.",
+        description="Work with ExternalSource definitions, offline or in the cluster.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for register in COMMANDS:
