@@ -5,7 +5,7 @@ Python, on realistic transforms over a list of N items, plus whether the event
 loop could keep running while an evaluation is under way (the GIL question
 that decides how the time limit must be enforced). Run:
 
-    /work/venv/bin/python -m tests.bench.bench_cel [--items 1000] [--repeat 5]
+    .venv/bin/python -m tests.bench.bench_cel [--items 1000] [--repeat 5]
 
 and copy the printed table into docs/benchmarks.md ("## CEL").
 """

@@ -10,7 +10,7 @@ alone takes of that budget, with a reconcile that does nothing:
   the tests' fake API server over a loopback socket (the server runs in the
   same process and loop, so its cost is included: the numbers are a floor).
 
-Run: /work/venv/bin/python -m tests.bench.bench_runtime [--keys 20000] [--objects 10000]
+Run: .venv/bin/python -m tests.bench.bench_runtime [--keys 20000] [--objects 10000]
 and copy the printed table into docs/benchmarks.md ("## Runtime").
 """
 

@@ -8,7 +8,7 @@ its connection pool and the imports are not counted). The claim under test:
 growth stays around part size times concurrency, whatever the artifact size.
 Linux only. Run:
 
-    /work/venv/bin/python -m tests.bench.bench_s3 [--size-mib 100]
+    .venv/bin/python -m tests.bench.bench_s3 [--size-mib 100]
 
 and copy the printed table into docs/benchmarks.md ("## S3").
 """
