@@ -46,6 +46,7 @@ from tests.e2e.sources import (
 )
 
 FIELD_MANAGER = "externalsource-e2e"
+KR8S_VERSION_EVENT = "kubernetes version outside the range kr8s is tested with"
 #: the documented installs: (id, values)
 COMBINATIONS: list[tuple[str, dict[str, Any]]] = [
     ("defaults", {}),
@@ -273,7 +274,7 @@ def test_controller_works_with_exactly_the_chart_rbac(
     e2e_origin.set("/data", body=b'{"v": 1}', etag='"1"')
     mark = control_plane.audit_mark()
     try:
-        make_controller(
+        controller = make_controller(
             *pod_flags(only(objects, "Deployment")),
             kubeconfig=kubeconfig,
             env={"RUNTIME_NAMESPACE": release_ns},
@@ -305,3 +306,6 @@ def test_controller_works_with_exactly_the_chart_rbac(
         if sources_elsewhere:
             control_plane.kubectl("delete", "namespace", source_ns, "--wait=false", check=False)
     assert refused_requests(control_plane, user=user, since=mark) == []
+    # kr8s's "Kubernetes version ... is not supported" is one info line, not a warning on stderr
+    assert "UserWarning" not in controller.logs()
+    assert len(controller.log_events(KR8S_VERSION_EVENT)) <= 1

@@ -241,6 +241,7 @@ def test_image_entry_points_serve_a_ready_source_through_the_sidecar(
         code = controller.stop(timeout=20)
         procs.stop(sidecar)
     assert code == 0, controller.log_tail()
+    assert "UserWarning" not in controller.logs(), "kr8s's version warning reaches stderr"
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{controller.health_port}/healthz", timeout=2.0)
 
