@@ -144,6 +144,8 @@ class Whitelist:
             document = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise WhitelistError(f"whitelist is not valid YAML: {exc}") from None
+        except RecursionError:  # 100k-deep nesting: a one-line error, not a crash
+            raise WhitelistError("whitelist is nested too deeply") from None
         if not isinstance(document, dict):
             raise WhitelistError("whitelist must be a mapping with a 'commands' key")
         unknown = sorted(set(document) - {"commands"})

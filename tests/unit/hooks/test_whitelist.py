@@ -86,6 +86,9 @@ def test_arguments_must_match_fully_not_partially() -> None:
         ("commands:\n  true: {path: /bin/true}\n", "name True is not a string (quote it"),
         ("", "must be a mapping"),
         ("commands: [\n", "not valid YAML"),
+        pytest.param(
+            "commands: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply", id="deep"
+        ),
     ],
 )
 def test_invalid_whitelists_are_rejected_naming_the_entry(text: str, expected: str) -> None:
