@@ -175,7 +175,7 @@ def test_every_chart_object_is_accepted(
     assert pod["automountServiceAccountToken"] is False
 
 
-#: namespaced kinds of the kustomize install removed after each overlay (a fresh install each)
+#: namespaced kinds of the kustomize install, removed after the test
 KUSTOMIZE_WORKLOAD = (
     "Deployment",
     "Service",
@@ -185,15 +185,34 @@ KUSTOMIZE_WORKLOAD = (
 )
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_kustomize_object_is_accepted(control_plane: ControlPlane, overlay: str) -> None:
-    objects = kustomize(overlay)
+def test_every_kustomize_object_is_accepted_and_overlays_switch_in_place(
+    control_plane: ControlPlane,
+) -> None:
+    """base, then filesystem, then s3 on the same live objects, as Flux applies (server-side)."""
+    applied_objects: list[Obj] = []
     try:
-        applied = apply_server_side(control_plane, objects)
-        assert sorted(applied) == sorted(expected_names(objects))
+        for overlay in OVERLAYS:
+            objects = kustomize(overlay)
+            applied_objects.extend(objects)
+            applied = apply_server_side(control_plane, objects)
+            assert sorted(applied) == sorted(expected_names(objects)), overlay
+            deployment = only(objects, "Deployment")
+            stored = control_plane.get(
+                "/apis/apps/v1/namespaces/"
+                f"{deployment['metadata']['namespace']}/deployments/{deployment['metadata']['name']}"
+            )
+            assert stored is not None
+            rendered_strategy = deployment["spec"]["strategy"]
+            assert stored["spec"]["strategy"]["type"] == rendered_strategy["type"], overlay
+            assert ("rollingUpdate" in stored["spec"]["strategy"]) == (
+                "rollingUpdate" in rendered_strategy
+            ), overlay
     finally:
         # the Namespace, ServiceAccount, RBAC and CRD stay: the e2e controllers use them
-        for obj in objects:
+        for obj in {
+            (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o
+            for o in applied_objects
+        }.values():
             if obj["kind"] in KUSTOMIZE_WORKLOAD:
                 control_plane.kubectl(
                     "delete",
