@@ -2,17 +2,21 @@
 
 Everything with a lifetime is opened here and closed on the way out, in
 reverse order: generators (connection pools), the storage backend, the hook
-whitelist watcher, the event recorder. The artifact server is a leader-only
-service: followers do not bind it, so the Service's endpoints follow
-leadership. A whitelist change re-enqueues every source, because a source
-stalled on `HookNotAllowed` must be retried when the whitelist changes even
-though its spec did not.
+whitelist watcher, the event recorder, the artifact server. Every replica
+serves artifacts: what its backend does not hold it streams from the leader
+(found through the Lease, where each leader writes its own address), and it
+is Ready once it can answer a download (docs/operations.md, "Replicas").
+A whitelist change re-enqueues every source, because a source stalled on
+`HookNotAllowed` must be retried when the whitelist changes even though its
+spec did not.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import socket
 from collections.abc import AsyncIterator
 
 import anyio
@@ -69,18 +73,20 @@ async def build(config: Config, manager: Manager) -> AsyncIterator[Wiring]:
     )
     reconciler = Reconciler(parts, _reconciler_settings(config))
     host, port = config.storage.listen_address()
-    server = ArtifactServer(storage, host=host, port=port)
+    server = ArtifactServer(
+        storage,
+        host=host,
+        port=port,
+        upstream=lambda: None if manager.is_leader else manager.leader_artifact_server,
+        ready=lambda: manager.is_leader or storage.shared or bool(manager.leader_artifact_server),
+    )
     try:
-        async with events:  # the senders run for the process; reconciles only queue
+        async with server, events:  # every replica serves; reconciles only queue events
+            manager.advertise_artifact_server(_own_artifact_server(host, server.port))
             yield Wiring(
                 reconcile=reconciler.reconcile,
-                leader_services=(
-                    functools.partial(_serve_artifacts, server),
-                    functools.partial(_watch_whitelist, whitelist, manager),
-                ),
-                readiness_checks={
-                    "artifact-server": lambda: server.serving or not manager.is_leader
-                },
+                leader_services=(functools.partial(_watch_whitelist, whitelist, manager),),
+                readiness_checks={"artifact-server": lambda: server.serving},
             )
     finally:
         for generator in generators.values():
@@ -115,14 +121,13 @@ async def _open_storage(config: Config) -> InstrumentedBackend:
     return storage
 
 
-@contextlib.asynccontextmanager
-async def _serve_artifacts(server: ArtifactServer) -> AsyncIterator[ArtifactServer]:
-    async with server:
-        server.set_serving(True)
-        try:
-            yield server
-        finally:
-            server.set_serving(False)
+def _own_artifact_server(host: str | None, port: int) -> str:
+    """This replica's artifact server as other replicas reach it: the pod IP in a cluster
+    (downward API `POD_IP`), else the listen host, else the host name."""
+    address = os.environ.get("POD_IP") or host
+    if not address or address in ("0.0.0.0", "::"):  # noqa: S104 - not a bind
+        address = socket.gethostname()
+    return f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
 
 
 @contextlib.asynccontextmanager

@@ -44,6 +44,8 @@ class StorageBackend(abc.ABC):
     name: str = ""
     #: whether artifacts survive a process restart
     persistent: bool = True
+    #: whether every replica sees the same objects (then any replica serves any download)
+    shared: bool = False
 
     @abc.abstractmethod
     async def put(self, key: str, source: IO[bytes]) -> int:

@@ -48,6 +48,7 @@ class InstrumentedBackend(StorageBackend):
         self.inner = inner
         self.name = inner.name
         self.persistent = inner.persistent
+        self.shared = inner.shared
 
     def _record(self, operation: str, outcome: str) -> None:
         STORAGE_OPERATIONS.labels(self.name, operation, outcome).inc()

@@ -50,6 +50,7 @@ class S3Backend(StorageBackend):
 
     name = "s3"
     persistent = True
+    shared = True
 
     def __init__(self, settings: S3Settings, *, list_page_size: int = 1000) -> None:
         if not settings.s3_bucket:

@@ -19,25 +19,28 @@ exploit:
   keep-alive connection, or a half-sent request) is closed: aiohttp's own
   default waits an hour, which lets a few clients hold sockets forever.
 
-Readiness follows leadership (SPEC §8): the server is started once and
-toggled with `set_serving`. While not serving it answers 503 to every
-request, including ``GET /``, which answers 200 ``ok`` while serving; the
-Deployment's readiness probe is ``GET /`` on the artifact port (as in Flux),
-so the Service routes consumers to the leader only. A new server starts
-*not* serving; the controller calls ``set_serving(True)`` when it becomes
-leader (or at once without leader election).
+Every replica runs the server (docs/operations.md, "Replicas"): a key the
+local backend does not hold is streamed from `upstream()` — the leader's
+artifact server, when this replica is not the leader — by
+`storage.forwarding`. Readiness is toggled with `set_serving`: while not
+serving the server answers 503 to every request, including ``GET /``, which
+answers 200 ``ok`` while serving; the Deployment's readiness probe is
+``GET /`` on the artifact port (as in Flux). The controller marks a replica
+serving when it can answer a download: it leads, its backend is shared, or
+it knows the leader to forward to. A new server starts *not* serving.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 
 import structlog
 from aiohttp import web
 
 from storage.backend import StorageBackend, StorageError
+from storage.forwarding import FORWARDED_HEADER, Forwarder
 from storage.naming import check_key, digest_hex_of_key
 
 log = structlog.get_logger(__name__)
@@ -77,6 +80,8 @@ class ArtifactServer:
         serving: bool = False,
         shutdown_timeout: float = 5.0,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        upstream: Callable[[], str | None] | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self._backend = backend
         self._host = host
@@ -85,11 +90,15 @@ class ArtifactServer:
         self._shutdown_timeout = shutdown_timeout
         self._idle_timeout = idle_timeout
         self._runner: web.AppRunner | None = None
+        self._upstream = upstream
+        self._ready = ready
+        self._forwarder = Forwarder()
         self._bound_port: int | None = None
 
     @property
     def serving(self) -> bool:
-        return self._serving
+        """Whether downloads are answered (`ready()` when given, else `set_serving`)."""
+        return self._ready() if self._ready is not None else self._serving
 
     def set_serving(self, serving: bool) -> None:
         """Serve artifacts (True, the leader) or answer 503 to everything (False)."""
@@ -138,6 +147,7 @@ class ArtifactServer:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        await self._forwarder.aclose()
 
     async def __aenter__(self) -> ArtifactServer:
         await self.start()
@@ -152,8 +162,8 @@ class ArtifactServer:
         await self.stop()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if not self._serving:
-            return web.Response(status=503, text="not serving (not the leader)\n")
+        if not self.serving:
+            return web.Response(status=503, text="not ready: cannot answer downloads yet\n")
         if request.method not in _ALLOWED_METHODS:
             return web.Response(status=405, headers={"Allow": ", ".join(_ALLOWED_METHODS)})
         if request.raw_path.partition("?")[0] == "/":
@@ -170,6 +180,9 @@ class ArtifactServer:
             log.warning("artifact not served", path=key, error=exc.message)
             return web.Response(status=500, text="storage error\n")
         if info is None:
+            base = self._upstream() if self._upstream is not None else None
+            if base and FORWARDED_HEADER not in request.headers:
+                return await self._forwarder.forward(request, base)
             return web.Response(status=404, text="not found\n")
         headers = {"Content-Type": "application/octet-stream", "X-Content-Type-Options": "nosniff"}
         hex_digest = digest_hex_of_key(key)

@@ -149,6 +149,10 @@ class LeaderElector:
         except (TimeoutError, ApiError) as exc:
             log.warning("could not release the lease", lease=self.name, error=str(exc))
 
+    def advertise(self, artifact_server: str) -> None:
+        """Where this replica's artifact server answers; written into the Lease while leading."""
+        self._artifact_server = artifact_server
+
     def _set_leader(self, leading: bool) -> None:
         self.is_leader = leading
         self._status.set(1 if leading else 0)

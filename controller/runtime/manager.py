@@ -145,6 +145,16 @@ class Manager:
     def is_leader(self) -> bool:
         return self.elector is None or self.elector.is_leader
 
+    @property
+    def leader_artifact_server(self) -> str | None:
+        """The leader's artifact server as read from the Lease (None: unknown, or no election)."""
+        return None if self.elector is None else self.elector.leader_artifact_server
+
+    def advertise_artifact_server(self, url: str) -> None:
+        """Let followers forward downloads here while this replica leads."""
+        if self.elector is not None:
+            self.elector.advertise(url)
+
     def stop(self) -> None:
         """Begin a graceful stop (idempotent; safe from a signal handler)."""
         if not self._stopping.is_set():

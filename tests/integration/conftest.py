@@ -63,9 +63,14 @@ class Controller:
             return result
 
     async def idle(self) -> None:
-        """Wait until the queue is empty and no reconcile is running."""
+        """Wait until the queue is empty, no reconcile is running and the writes settled
+        (Events are sent by the recorder's own task, shortly after the reconcile)."""
         queue = self.manager.queue
         await self.wait_for(lambda: len(queue) == 0 and not queue.processing)
+        seen = -1
+        while seen != len(self.api.writes()):
+            seen = len(self.api.writes())
+            await asyncio.sleep(0.2)
 
 
 @contextlib.asynccontextmanager
