@@ -52,6 +52,8 @@ IMAGE_REPOSITORY = "localhost/externalsource-controller"
 CONTEXT_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "constraints.txt", "README.md")
 CONTEXT_FILES_EXTRA = ("LICENSE",)
 CONTEXT_PACKAGES = ("controller", "generators", "storage", "hooks")
+#: emptied after debootstrap, as in any slim image: package lists and downloaded .debs
+CLEANED = ("var/lib/apt/lists", "var/cache/apt")
 HOST_CA_BUNDLE = pathlib.Path("/etc/ssl/certs/ca-certificates.crt")
 APT_SOURCES = (pathlib.Path("/etc/apt/sources.list"), pathlib.Path("/etc/apt/sources.list.d"))
 TOOLS = {"buildah": "buildah", "podman": "podman", "debootstrap": "debootstrap"}
@@ -181,7 +183,10 @@ def _digest(parts: Sequence[bytes]) -> str:
 
 def base_key(mirror: str) -> str:
     ca = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.exists() else b""
-    recipe = f"debootstrap --variant=minbase --include={','.join(INCLUDE)} {SUITE} {mirror}"
+    recipe = (
+        f"debootstrap --variant=minbase --include={','.join(INCLUDE)} {SUITE} {mirror}; "
+        f"emptied: {' '.join(CLEANED)}"
+    )
     return _digest([recipe.encode(), ca])
 
 
@@ -220,9 +225,9 @@ def ensure_base(storage: Storage) -> str:
             ],
             timeout=900,
         )
-        for leftover in ("var/lib/apt/lists", "var/cache/apt"):
-            for path in (target / leftover).glob("*"):
-                if path.is_file():
+        for leftover in CLEANED:
+            for path in (target / leftover).rglob("*"):
+                if path.is_file() or path.is_symlink():
                     path.unlink()
         if HOST_CA_BUNDLE.exists():
             shutil.copyfile(HOST_CA_BUNDLE, target / "etc/ssl/certs/ca-certificates.crt")
