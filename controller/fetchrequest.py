@@ -9,7 +9,7 @@ name the Secret and key, never the value.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -18,6 +18,7 @@ from controller import redaction
 from controller.api import reasons
 from controller.api.names import SECRETS
 from controller.runtime.client import KubeClient
+from controller.runtime.keys import ObjectKey
 from generators.requests import ClientCertificate, HttpRequest, ProxyConfig, S3ObjectRequest
 
 
@@ -26,6 +27,7 @@ class SecretNotFoundError(Exception):
 
     reason = reasons.SECRET_NOT_FOUND
     transient = True
+    retry_after: float | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -38,13 +40,19 @@ class SecretReader(Protocol):
 
 
 class ApiSecretReader:
-    """Reads Secrets with a direct GET (needs only `get` RBAC on secrets)."""
+    """Reads a Secret from the watched-Secrets cache when it is there (labelled
+    `reconcile.fluxcd.io/watch: Enabled`), else with a direct GET."""
 
-    def __init__(self, kube: KubeClient) -> None:
+    def __init__(
+        self, kube: KubeClient, cache: Callable[[ObjectKey], Mapping[str, Any] | None] | None = None
+    ) -> None:
         self._kube = kube
+        self._cache = cache
 
     async def read(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
-        secret = await self._kube.get(SECRETS, namespace, name)
+        secret = self._cache(ObjectKey(namespace, name)) if self._cache is not None else None
+        if secret is None:
+            secret = await self._kube.get(SECRETS, namespace, name)
         if secret is None:
             return None
         return decode_secret(secret)

@@ -65,7 +65,7 @@ async def build(config: Config, manager: Manager) -> AsyncIterator[Wiring]:
         kube=kube,
         sources=manager.sources.get,
         artifacts=manager.artifacts.get,
-        secrets=ApiSecretReader(kube),
+        secrets=ApiSecretReader(kube, manager.secrets.get if manager.secrets else None),
         generators=generators,
         runner=HookRunner(executor, whitelist),
         storage=storage,

@@ -47,6 +47,7 @@ class KubeApis:
     main: KubeClient
     sources: KubeClient
     artifacts: KubeClient
+    secrets: KubeClient
     leader: KubeClient
 
     @classmethod
@@ -77,9 +78,10 @@ class KubeApis:
             main=main,
             sources=main.clone("informer-sources"),
             artifacts=main.clone("informer-artifacts"),
+            secrets=main.clone("informer-secrets"),
             leader=main.clone("leader-election", limited=False),
         )
 
     async def aclose(self) -> None:
-        for client in (self.main, self.sources, self.artifacts, self.leader):
+        for client in (self.main, self.sources, self.artifacts, self.secrets, self.leader):
             await client.aclose()

@@ -102,7 +102,9 @@ class LeaderElector:
 
     async def acquire(self) -> None:
         """Return once this process holds the lease."""
-        log.info("waiting for leadership", lease=f"{self.namespace}/{self.name}")
+        log.info(
+            "waiting for leadership", lease=f"{self.namespace}/{self.name}", identity=self.identity
+        )
         while True:
             if await self._try_acquire_or_renew():
                 break

@@ -1,7 +1,8 @@
 """The Manager: one anyio task group that runs the whole runtime.
 
     servers (health, metrics)        always, bound before anything else runs
-    informers (sources, artifacts)   always (followers keep warm caches)
+    informers (sources, artifacts,   always (followers keep warm caches)
+      labelled Secrets)
     heartbeat                        always (feeds /healthz)
     leading: leader election ─▶ leader services (e.g. artifact server) ─▶ workers
 
@@ -35,7 +36,13 @@ import anyio
 import attrs
 import structlog
 
-from controller.api.names import EXTERNAL_ARTIFACTS, EXTERNAL_SOURCES, MANAGED_BY, MANAGED_BY_LABEL
+from controller.api.names import (
+    EXTERNAL_ARTIFACTS,
+    EXTERNAL_SOURCES,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    SECRETS,
+)
 from controller.runtime import metrics
 from controller.runtime.informer import Informer, WatchTimings
 from controller.runtime.keys import key_of
@@ -44,7 +51,7 @@ from controller.runtime.leader import LeaderElector, default_identity, lease_nam
 from controller.runtime.ratelimit import ReconnectBackoff, default_controller_limiter
 from controller.runtime.servers import Check, health_app, metrics_app, serving
 from controller.runtime.settings import ControllerSettings
-from controller.runtime.watches import ArtifactOwnerHandler, SourceHandler
+from controller.runtime.watches import ArtifactOwnerHandler, SecretUserHandler, SourceHandler
 from controller.runtime.worker import Key, Reconcile, run_worker
 from controller.runtime.workqueue import WorkQueue
 
@@ -117,7 +124,18 @@ class Manager:
         )
         self.sources.add_handler(SourceHandler(self.queue.add))
         self.artifacts.add_handler(ArtifactOwnerHandler(self.queue.add))
-        self.informers = (self.sources, self.artifacts)
+        self.informers: tuple[Informer, ...] = (self.sources, self.artifacts)
+        self.secrets: Informer | None = None
+        if settings.watch_configs_label_selector:
+            self.secrets = Informer(
+                api=apis.secrets,
+                resource=SECRETS,
+                namespace=watch_namespace,
+                label_selector=settings.watch_configs_label_selector,
+                timings=timings,
+            )
+            self.secrets.add_handler(SecretUserHandler(self.queue.add, self.sources.list))
+            self.informers += (self.secrets,)
         self.elector: LeaderElector | None = None
         if settings.enable_leader_election:
             self.elector = LeaderElector(

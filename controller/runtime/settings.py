@@ -111,6 +111,14 @@ class ControllerSettings:
             "Only watch sources with these labels (sharding, e.g. sharding.fluxcd.io/key=shard1).",
         ),
     )
+    watch_configs_label_selector: str = attrs.field(
+        default="reconcile.fluxcd.io/watch=Enabled",
+        metadata=_flag(
+            "--watch-configs-label-selector",
+            "Watch Secrets with these labels: a change reconciles the sources that use them at "
+            "once, and they are read from the cache (empty: no watch, Secrets read with GET).",
+        ),
+    )
     min_retry_delay: float = attrs.field(
         default=1.0,
         validator=_positive,

@@ -115,3 +115,44 @@ class ArtifactOwnerHandler:
         key = owner_key(obj)
         if key is not None:
             self._enqueue(key)
+
+
+#: where a source names a Secret, per generator type (what `secret_names` looks at)
+_SECRET_REFS = {
+    "http": ("headersSecretRef", "caBundleSecretRef", "certSecretRef", "proxySecretRef"),
+    "s3": ("credentialsSecretRef", "caBundleSecretRef"),
+}
+
+
+def secret_names(source: RawObject) -> set[str]:
+    """The Secrets (in its own namespace) an ExternalSource reads."""
+    generator = (source.get("spec") or {}).get("generator") or {}
+    config = generator.get(generator.get("type")) or {}
+    refs = (config.get(field) for field in _SECRET_REFS.get(str(generator.get("type")), ()))
+    return {ref["name"] for ref in refs if isinstance(ref, Mapping) and ref.get("name")}
+
+
+class SecretUserHandler:
+    """Enqueues the sources that use a watched Secret when its data changes, it appears or it
+    goes (Flux's `--watch-configs-label-selector`): a rotated API key is picked up at once."""
+
+    def __init__(self, enqueue: Enqueue, sources: Callable[[], list[RawObject]]) -> None:
+        self._enqueue = enqueue
+        self._sources = sources
+
+    def on_add(self, obj: RawObject) -> None:
+        self._enqueue_users(obj)
+
+    def on_update(self, old: RawObject, new: RawObject) -> None:
+        if old.get("data") != new.get("data") or old.get("stringData") != new.get("stringData"):
+            self._enqueue_users(new)
+
+    def on_delete(self, obj: RawObject) -> None:
+        self._enqueue_users(obj)
+
+    def _enqueue_users(self, secret: RawObject) -> None:
+        meta = _meta(secret)
+        namespace, name = meta.get("namespace"), meta.get("name")
+        for source in self._sources():
+            if _meta(source).get("namespace") == namespace and name in secret_names(source):
+                self._enqueue(key_of(source))

@@ -144,9 +144,14 @@ def test_render_combination(storage: dict[str, Any], replicas: int, monitoring: 
         assert shipped == json.loads(DASHBOARD.read_text(encoding="utf-8"))
 
 
-def test_memory_backend_refuses_replicas() -> None:
-    with pytest.raises(helm.HelmRenderError, match=r"replicas > 1 needs storage\.backend"):
-        render_chart({"replicas": 2})
+def test_replicas_know_their_pod_ip_for_forwarding() -> None:
+    """Followers forward downloads to the leader at the address it wrote into the Lease."""
+    objects, _ = render_chart({"replicas": 2})
+    (deployment,) = find(objects, "Deployment")
+    manager = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in manager["env"]}
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert find(objects, "PodDisruptionBudget")
 
 
 def test_filesystem_with_replicas_needs_read_write_many() -> None:
@@ -203,12 +208,13 @@ def test_single_namespace_mode_uses_namespaced_rbac() -> None:
     assert "exs-externalsource-controller" not in cluster_roles
 
 
-def test_rbac_reads_secrets_by_name_only() -> None:
+def test_rbac_only_reads_secrets() -> None:
+    """get by name, list/watch for the labelled Secrets of --watch-configs-label-selector."""
     objects, _ = render_chart()
     for role in find(objects, "ClusterRole") + find(objects, "Role"):
         for rule in role["rules"]:
             if "secrets" in rule["resources"]:
-                assert rule["verbs"] == ["get"]
+                assert rule["verbs"] == ["get", "list", "watch"]
 
 
 def test_sidecar_gets_whitelist_and_token_but_no_api_access() -> None:

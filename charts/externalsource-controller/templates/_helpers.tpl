@@ -73,9 +73,6 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/* Refuse combinations that cannot work, with a message naming the values. */}}
 {{- define "externalsource.validate" -}}
 {{- $backend := .Values.storage.backend -}}
-{{- if and (gt (int .Values.replicas) 1) (eq $backend "memory") -}}
-{{- fail "replicas > 1 needs storage.backend s3 or filesystem (ReadWriteMany): only the leader holds in-memory artifacts" -}}
-{{- end -}}
 {{- if and (gt (int .Values.replicas) 1) (eq $backend "filesystem") (not (has "ReadWriteMany" .Values.storage.filesystem.persistence.accessModes)) (not .Values.storage.filesystem.persistence.existingClaim) -}}
 {{- fail "replicas > 1 with storage.backend filesystem needs storage.filesystem.persistence.accessModes to include ReadWriteMany" -}}
 {{- end -}}
