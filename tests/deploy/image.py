@@ -287,9 +287,19 @@ class Container:
         )
 
 
+def remove_stale_containers(storage: Storage) -> None:
+    """Working containers left by test processes that died (each is a full vfs copy)."""
+    names = storage.buildah("list containers", "containers", "--format={{.ContainerName}}")
+    for name in names.split():
+        match = re.fullmatch(r"exs-ci-(\d+)-[0-9a-f]+", name)
+        if match and not pathlib.Path(f"/proc/{match[1]}").exists():
+            storage.buildah("remove a stale container", "rm", name)
+
+
 @contextlib.contextmanager
 def working_container(storage: Storage, image: str) -> Iterator[Container]:
-    name = f"exs-ci-{uuid.uuid4().hex[:12]}"
+    """A working container named after this process, removed afterwards."""
+    name = f"exs-ci-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     storage.buildah("buildah from", "from", f"--name={name}", image)
     try:
         yield Container(storage=storage, name=name)

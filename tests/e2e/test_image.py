@@ -53,6 +53,7 @@ def image(request: pytest.FixtureRequest) -> tuple[build.Storage, str]:
         pytest.skip(reason)
     build.CACHE_DIR.mkdir(parents=True, exist_ok=True)
     storage = build.Storage(root=build.CACHE_DIR)
+    build.remove_stale_containers(storage)
     base = build.ensure_base(storage)
     reference = build.ensure_image(storage, base)
     line = (
