@@ -7,7 +7,7 @@ do for Flux's sources, against the cluster of the current kubeconfig
 * `reconcile NAME` sets `reconcile.fluxcd.io/requestedAt` to the current time
   (a merge patch, as `flux reconcile` does) and waits until the controller
   reports having handled that very request in `status.lastHandledReconcileAt`
-  (written after success and failure alike, docs/architecture.md), then prints
+  (the reconciler writes it after success and failure alike), then prints
   the revision, or the Ready condition's message with exit status 1. A timeout
   is a failure too (the controller may not run, or may not watch that namespace).
 * `get` lists sources with Ready, revision, suspension, last update and message.
