@@ -1,0 +1,752 @@
+"""Benchmark: scale on a real kube-apiserver — cold start, writes, CPU per check, schedule.
+
+Why a separate bench: `bench_fastpath` runs against the in-process emulator, whose Python
+schema validation, not the controller, bounds its cold start. Here everything is real and
+separate, as in a cluster: etcd + kube-apiserver + kube-controller-manager of the e2e tier
+(`tests/e2e/controlplane.py`), the origin in its own process (aiohttp, ETags, 1 KiB bodies,
+loopback), and the controller as the installed `externalsource-controller` console script
+(default flags, admin kubeconfig). CPU and RSS are the controller process's own, read from
+`/proc/<pid>/stat` and `/proc/<pid>/status`.
+
+One run, in this order (N sources at `interval: 1m` in one namespace):
+
+A. cold start: the controller (memory backend) is up and idle; the bench creates N sources
+   and polls one LIST (Table format, served from the watch cache) until all are Ready.
+   Controller CPU and the API server's `apiserver_request_total` writes are taken from
+   before the first create until the writes stop (queued Events included), per source.
+B. `requestedAt` → new revision: 20 times, the origin's body of one source changes, the
+   annotation is set, and the source is polled until `status.artifact.revision` changes.
+C. takeover: the memory controller stops and a filesystem-backed one starts over the N Ready
+   sources with an empty store: every source is fetched again (informative).
+D. restart: the filesystem controller stops and starts again; time from the process start
+   until the origin has seen a HEAD for every source, and the writes meanwhile (target 0).
+E. steady state: from the end of D, a window of interval x (1 + jitter) plus the spread of
+   D's checks plus 3 s, in which every source is checked once more. CPU per check = the
+   controller's CPU over the window / HEADs in the window. Schedule lateness is measured at
+   the origin: per source, (second HEAD - first HEAD) - interval; the controller's jitter
+   alone spreads it over ±interval x jitter%, so the target is p99 ≤ jitter + 2 s.
+F. the floor: a subprocess runs a bare aiohttp loop of conditional HEADs (If-None-Match,
+   answered 304) against the same origin; its CPU per request, and ours as a ratio to it.
+
+With `--profile DIR`, py-spy samples the controller during A and E (raw collapsed stacks
+plus a summary in DIR); the profiler slows the process, so take numbers from a run without.
+
+    python -m tests.bench.bench_scale [--sources 1000] [--write-docs] [--profile DIR]
+
+Needs KUBEBUILDER_ASSETS (etcd, kube-apiserver, kube-controller-manager, kubectl), as the
+e2e tier; py-spy (`pip install py-spy`) only for `--profile`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import collections
+import concurrent.futures
+import contextlib
+import datetime
+import json
+import os
+import pathlib
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import aiohttp
+import httpx
+from aiohttp import web
+
+from tests.bench.machine import describe_machine, replace_section
+from tests.e2e import procs
+from tests.e2e.controlplane import (
+    ASSETS_VARIABLE,
+    WRITE_VERBS,
+    ControlPlane,
+    missing_assets,
+    running_control_plane,
+    wait_for,
+)
+from tests.e2e.processes import ControllerProcess
+from tests.e2e.sources import REQUESTED_AT, external_source, source_path
+
+NS = "bench"
+INTERVAL_S = 60.0
+JITTER_PERCENT = 5.0  # the controller's default --interval-jitter-percentage
+BODY_SIZE = 1024
+LATENCY_SAMPLES = 20
+#: the resources only the controller writes during the measured phases (Events separately)
+OURS = ("externalsources", "externalartifacts")
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "envtest-assets"
+
+
+# --- the origin (child process) --------------------------------------------------------------
+
+
+def serve_origin(count: int, port_file: pathlib.Path) -> None:
+    """Child: N resources `/s/<i>` (1 KiB JSON, ETag `"g<gen>"`), 304 on a matching
+    If-None-Match; records each request's time (CLOCK_MONOTONIC, shared by all processes).
+
+    Control: `GET /_stats?since=T` (counts since T), `GET /_heads` (every HEAD time per
+    source), `POST /_bump/<i>` (new body and ETag for source i).
+    """
+    heads: list[list[float]] = [[] for _ in range(count)]
+    last_get = [0.0] * count
+    gens = [0] * count
+
+    def body(i: int) -> bytes:
+        head = json.dumps({"source": i, "generation": gens[i], "pad": ""}).encode()
+        return head[:-2] + b"x" * (BODY_SIZE - len(head)) + head[-2:]
+
+    bodies = [body(i) for i in range(count)]
+
+    async def resource(request: web.Request) -> web.Response:
+        now = time.monotonic()
+        i = int(request.match_info["i"])
+        etag = f'"g{gens[i]}"'
+        if request.method == "HEAD":
+            heads[i].append(now)
+        else:
+            last_get[i] = now
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.Response(body=bodies[i], content_type="application/json", headers={"ETag": etag})
+
+    async def stats(request: web.Request) -> web.Response:
+        since = float(request.query.get("since", "0"))
+        counts = [len(h) - bisect.bisect_left(h, since) for h in heads]
+        firsts = [h[bisect.bisect_left(h, since)] for h, c in zip(heads, counts, strict=True) if c]
+        return web.json_response(
+            {
+                "head_sources": sum(1 for c in counts if c),
+                "heads": sum(counts),
+                "first_head": min(firsts, default=None),
+                "last_first_head": max(firsts, default=None),
+                "get_sources": sum(1 for t in last_get if t >= since),
+            }
+        )
+
+    async def all_heads(request: web.Request) -> web.Response:
+        return web.json_response(heads)
+
+    async def bump(request: web.Request) -> web.Response:
+        i = int(request.match_info["i"])
+        gens[i] += 1
+        bodies[i] = body(i)
+        return web.json_response({"etag": f'"g{gens[i]}"'})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_route("*", r"/s/{i:\d+}", resource)
+        app.router.add_get("/_stats", stats)
+        app.router.add_get("/_heads", all_heads)
+        app.router.add_post(r"/_bump/{i:\d+}", bump)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port_file.write_text(str(runner.addresses[0][1]))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+class Origin:
+    """The origin child process and its control endpoints."""
+
+    def __init__(self, *, count: int, directory: pathlib.Path) -> None:
+        port_file = directory / "origin.port"
+        self.process = procs.spawn(
+            [
+                sys.executable,
+                "-m",
+                "tests.bench.bench_scale",
+                "--serve-origin",
+                str(count),
+                str(port_file),
+            ],
+            log_path=directory / "origin.log",
+            cwd=pathlib.Path(__file__).resolve().parents[2],
+        )
+        port = wait_for(
+            lambda: port_file.exists() and port_file.read_text(), timeout=30, what="origin port"
+        )
+        self.base = f"http://127.0.0.1:{port}"
+        self.client = httpx.Client(base_url=self.base, timeout=30.0)
+
+    def url(self, i: int) -> str:
+        return f"{self.base}/s/{i}"
+
+    def stats(self, since: float) -> dict[str, Any]:
+        body: dict[str, Any] = self.client.get("/_stats", params={"since": since}).json()
+        return body
+
+    def heads(self) -> list[list[float]]:
+        body: list[list[float]] = self.client.get("/_heads").json()
+        return body
+
+    def bump(self, i: int) -> None:
+        self.client.post(f"/_bump/{i}").raise_for_status()
+
+    def close(self) -> None:
+        self.client.close()
+        procs.stop(self.process)
+
+
+# --- the floor (child process) ---------------------------------------------------------------
+
+
+def run_floor(base: str, count: int, total: int) -> None:
+    """Child: a bare aiohttp loop of conditional HEADs over `/s/<i>`; prints its CPU per request.
+
+    One warm-up HEAD per resource learns its ETag (not counted); then HEADs with
+    If-None-Match, one after another on a keep-alive connection, until `total` are done.
+    """
+
+    async def main() -> dict[str, float]:
+        async with aiohttp.ClientSession() as session:
+            etags = []
+            for i in range(count):
+                async with session.head(f"{base}/s/{i}") as response:
+                    etags.append(response.headers["ETag"])
+            urls = [f"{base}/s/{i}" for i in range(count)]
+            done = 0
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            while done < total:
+                for url, etag in zip(urls, etags, strict=True):
+                    async with session.head(url, headers={"If-None-Match": etag}) as response:
+                        assert response.status == 304, response.status
+                    done += 1
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            # paced: the steady state's rate (N per interval), each request from an idle loop
+            paced, pause = min(count, 600), INTERVAL_S / count
+            cpu0 = time.process_time()
+            for url, etag in list(zip(urls, etags, strict=True))[:paced]:
+                await asyncio.sleep(pause)
+                async with session.head(url, headers={"If-None-Match": etag}) as response:
+                    assert response.status == 304, response.status
+            paced_cpu = time.process_time() - cpu0
+        return {
+            "requests": done,
+            "cpu_s": cpu,
+            "wall_s": wall,
+            "paced_requests": paced,
+            "paced_cpu_s": paced_cpu,
+        }
+
+    print(json.dumps(asyncio.run(main())))
+
+
+def measure_floor(origin: Origin, count: int) -> dict[str, float]:
+    total = max(5000, count)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.bench.bench_scale",
+            "--floor",
+            origin.base,
+            str(count),
+            str(total),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+        cwd=pathlib.Path(__file__).resolve().parents[2],
+    )
+    body: dict[str, float] = json.loads(result.stdout)
+    return body
+
+
+# --- measuring the controller and the API server ---------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads) from /proc/<pid>/stat."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process, MiB."""
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    values = {
+        k: int(v.split()[0]) / 1024 for k, v in re.findall(r"^(Vm\w+):\s+(.+)$", status, re.M)
+    }
+    return values["VmRSS"], values["VmHWM"]
+
+
+def pid_of(controller: ControllerProcess) -> int:
+    assert controller.process is not None
+    return controller.process.pid
+
+
+WriteKey = tuple[str, str, str]  # verb, resource, subresource
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def write_totals(plane: ControlPlane) -> collections.Counter[WriteKey]:
+    """Write requests so far by (verb, resource, subresource), from the API server's
+    `apiserver_request_total` (a string scan: its /metrics is several MB)."""
+    totals: collections.Counter[WriteKey] = collections.Counter()
+    for line in plane.api.get("/metrics").text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, value = line.rsplit(" ", 1)
+        labels = dict(_LABEL.findall(labels_text))
+        if labels.get("verb") in WRITE_VERBS:
+            key = (labels["verb"], labels.get("resource", ""), labels.get("subresource", ""))
+            totals[key] += round(float(value))
+    return totals
+
+
+def ours(delta: Mapping[WriteKey, int]) -> dict[str, int]:
+    """The controller's writes in a delta: our two resources and Events, as `VERB res[/sub]`."""
+    found: dict[str, int] = {}
+    for (verb, resource, sub), n in sorted(delta.items()):
+        if n and resource in (*OURS, "events"):
+            found[f"{verb} {resource}{'/' + sub if sub else ''}"] = n
+    return found
+
+
+def diff(
+    before: collections.Counter[WriteKey], after: collections.Counter[WriteKey]
+) -> dict[WriteKey, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
+
+
+def settle(plane: ControlPlane, *, quiet: float = 3.0, timeout: float = 120.0) -> float:
+    """Wait until the controller's writes (incl. queued Events) stop for `quiet` seconds;
+    the monotonic time of the last change seen."""
+    last = ours(write_totals(plane))
+    changed = time.monotonic()
+    deadline = changed + timeout
+    while time.monotonic() - changed < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"writes still going after {timeout}s")
+        time.sleep(0.5)
+        now = ours(write_totals(plane))
+        if now != last:
+            last, changed = now, time.monotonic()
+    return changed
+
+
+def ready_count(plane: ControlPlane) -> int:
+    """Sources whose Ready column says True: one LIST as a Table from the watch cache."""
+    response = plane.api.get(
+        source_path(NS), params={"resourceVersion": "0"}, headers={"Accept": TABLE}
+    )
+    response.raise_for_status()
+    rows = response.json()["rows"]
+    return sum(1 for row in rows if row["cells"][1] == "True")
+
+
+def warnings(controller: ControllerProcess) -> dict[str, int]:
+    """Log lines at warning level or above, by event (a healthy run has none)."""
+    found: collections.Counter[str] = collections.Counter(
+        str(r.get("event"))
+        for r in controller.log_events()
+        if r.get("level") in ("warning", "warn", "error", "critical")
+    )
+    return dict(found)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+class Profiler:
+    """py-spy record on a pid (raw collapsed stacks) until `stop()`."""
+
+    def __init__(self, directory: pathlib.Path | None, name: str, pid: int) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        if directory is None:
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        self.output = directory / f"{name}.txt"
+        self.process = subprocess.Popen(
+            [
+                str(pathlib.Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(self.output),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(directory / f"{name}.log").open("wb"),
+        )
+        time.sleep(1.0)  # py-spy attaches
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=60)
+        summary = summarise(self.output)
+        self.output.with_suffix(".summary.txt").write_text(summary)
+        print(f"--- profile {self.output.name} ---\n{summary}", flush=True)
+
+
+def summarise(raw: pathlib.Path, *, top: int = 30) -> str:
+    """Self and inclusive shares of functions in py-spy's raw (collapsed) output."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")[1:]]  # drop the thread
+        total += count
+        if frames:
+            own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    lines = [f"samples: {total}", "", "self:"]
+    lines += [f"{100 * n / total:5.1f}%  {f}" for f, n in own.most_common(top)]
+    lines += ["", "inclusive:"]
+    lines += [f"{100 * n / total:5.1f}%  {f}" for f, n in inclusive.most_common(top * 2)]
+    return "\n".join(lines) + "\n"
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def create_sources(plane: ControlPlane, origin: Origin, count: int) -> None:
+    def create(i: int) -> None:
+        obj = external_source(f"s{i}", namespace=NS, url=origin.url(i), interval="1m")
+        plane.api.post(source_path(NS), json=obj).raise_for_status()
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(create, range(count)))
+
+
+def revision(plane: ControlPlane, name: str) -> str | None:
+    obj = plane.get(source_path(NS, name)) or {}
+    value = ((obj.get("status") or {}).get("artifact") or {}).get("revision")
+    return str(value) if value else None
+
+
+def request_latency(plane: ControlPlane, origin: Origin, i: int) -> float:
+    name = f"s{i}"
+    old = revision(plane, name)
+    origin.bump(i)
+    stamp = datetime.datetime.now(datetime.UTC).isoformat()
+    patch = {"metadata": {"annotations": {REQUESTED_AT: stamp}}}
+    started = time.perf_counter()
+    plane.api.patch(
+        source_path(NS, name),
+        content=json.dumps(patch),
+        headers={"Content-Type": "application/merge-patch+json"},
+    ).raise_for_status()
+    while revision(plane, name) == old:
+        if time.perf_counter() - started > 30:
+            raise AssertionError(f"{name}: no new revision 30 s after requestedAt")
+        time.sleep(0.01)
+    return time.perf_counter() - started
+
+
+def wait_until(probe: Any, *, timeout: float, what: str, interval: float) -> None:
+    wait_for(probe, timeout=timeout, what=what, interval=interval)
+
+
+def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
+    assets = pathlib.Path(os.environ.get(ASSETS_VARIABLE) or DEFAULT_ASSETS)
+    reason = missing_assets({ASSETS_VARIABLE: str(assets)})
+    if reason:
+        raise SystemExit(reason)
+    poll = max(0.2, count / 5000)
+    result: dict[str, Any] = {"sources": count}
+    with running_control_plane(assets) as plane, _workdir() as work:
+        origin = Origin(count=count, directory=work)
+        plane.kubectl("create", "namespace", NS)
+        memory = ControllerProcess(
+            name="memory", directory=work / "memory", kubeconfig=plane.kubeconfig
+        )
+        memory.start().wait_ready(timeout=60)
+        time.sleep(2.0)  # start-up done, informers idle
+        pid = pid_of(memory)
+        print(f"controller (memory) pid {pid}; creating {count} sources", flush=True)
+
+        # A. cold start
+        profiler = Profiler(profile, "coldstart", pid)
+        writes0, cpu0 = write_totals(plane), cpu_seconds(pid)
+        started = time.monotonic()
+        create_sources(plane, origin, count)
+        created = time.monotonic()
+        wait_until(
+            lambda: ready_count(plane) == count,
+            timeout=max(120.0, count * 0.1),
+            what=f"{count} sources Ready",
+            interval=poll,
+        )
+        all_ready = time.monotonic()
+        cpu_ready = cpu_seconds(pid)
+        settled = settle(plane)
+        cpu_settled = cpu_seconds(pid)
+        writes = ours(diff(writes0, write_totals(plane)))
+        writes.pop("POST externalsources", None)  # the bench's own creates
+        profiler.stop()
+        rss, hwm = memory_mib(pid)
+        reasons = collections.Counter(
+            e.get("reason", "")
+            for e in (plane.get(f"/api/v1/namespaces/{NS}/events") or {})["items"]
+        )
+        result["cold_start"] = {
+            "create_s": created - started,
+            "all_ready_s": all_ready - started,
+            "writes_settled_s": settled - started,
+            "cpu_to_ready_s": cpu_ready - cpu0,
+            "cpu_s": cpu_settled - cpu0,
+            "cpu_ms_per_source": (cpu_settled - cpu0) / count * 1000,
+            "writes": writes,
+            "writes_per_source": sum(n for k, n in writes.items() if "events" not in k) / count,
+            "events_per_source": sum(n for k, n in writes.items() if "events" in k) / count,
+            "event_reasons": dict(reasons),
+            "rss_mib": rss,
+            "hwm_mib": hwm,
+            "log_warnings": warnings(memory),
+        }
+        print(json.dumps(result["cold_start"]), flush=True)
+
+        # B. requestedAt -> new revision
+        latencies = [request_latency(plane, origin, i % count) for i in range(LATENCY_SAMPLES)]
+        result["requested_at_s"] = {
+            "p50": statistics.median(latencies),
+            "max": max(latencies),
+            "samples": len(latencies),
+        }
+        print(json.dumps(result["requested_at_s"]), flush=True)
+        memory.stop()
+
+        # C. takeover by a filesystem-backed controller with an empty store
+        fs = ControllerProcess(
+            name="filesystem",
+            directory=work / "filesystem",
+            kubeconfig=plane.kubeconfig,
+            storage="filesystem",
+        )
+        writes0 = write_totals(plane)
+        started = time.monotonic()
+        fs.start()
+        wait_until(
+            lambda: origin.stats(started)["get_sources"] == count,
+            timeout=max(120.0, count * 0.1),
+            what="every source fetched by the filesystem controller",
+            interval=poll,
+        )
+        fetched = time.monotonic()
+        settle(plane)
+        writes = ours(diff(writes0, write_totals(plane)))
+        result["takeover"] = {
+            "all_fetched_s": fetched - started,
+            "cpu_ms_per_source": cpu_seconds(pid_of(fs)) / count * 1000,
+            "writes": writes,
+            "writes_per_source": sum(n for k, n in writes.items() if "events" not in k) / count,
+        }
+        print(json.dumps(result["takeover"]), flush=True)
+        fs.stop()
+
+        # D. restart over N Ready sources whose artifacts are on disk
+        writes0 = write_totals(plane)
+        started = time.monotonic()
+        fs.start()
+        pid = pid_of(fs)
+        wait_until(
+            lambda: origin.stats(started)["head_sources"] == count,
+            timeout=max(60.0, count * 0.05),
+            what="every source checked after the restart",
+            interval=0.05,
+        )
+        checked = time.monotonic()
+        cpu_w0 = cpu_seconds(pid)
+        stats = origin.stats(started)
+        time.sleep(3.0)
+        writes = ours(diff(writes0, write_totals(plane)))
+        result["restart"] = {
+            "first_check_s": stats["first_head"] - started,
+            "all_checked_s": checked - started,
+            "cpu_s": cpu_w0,
+            "gets": origin.stats(started)["get_sources"],
+            "writes": writes,
+        }
+        print(json.dumps(result["restart"]), flush=True)
+
+        # E. steady state: every source's next check, from the origin's clock
+        spread = stats["last_first_head"] - stats["first_head"]
+        window = INTERVAL_S * (1 + JITTER_PERCENT / 100) + spread + 3.0
+        profiler = Profiler(profile, "steady", pid)
+        window_start = time.monotonic()
+        cpu_w0 = cpu_seconds(pid)
+        time.sleep(window - (time.monotonic() - checked))
+        cpu_w1 = cpu_seconds(pid)
+        window_end = time.monotonic()
+        profiler.stop()
+        rss, hwm = memory_mib(pid)
+        heads = origin.heads()
+        gaps, missed, in_window = [], 0, 0
+        for times in heads:
+            after = [t for t in times if t >= started]
+            in_window += sum(1 for t in after if window_start <= t < window_end)
+            if len(after) >= 2:
+                gaps.append(after[1] - after[0] - INTERVAL_S)
+            else:
+                missed += 1
+        result["steady"] = {
+            "window_s": window_end - window_start,
+            "checks": in_window,
+            "cpu_s": cpu_w1 - cpu_w0,
+            "cpu_ms_per_check": (cpu_w1 - cpu_w0) / max(in_window, 1) * 1000,
+            "cores": (cpu_w1 - cpu_w0) / (window_end - window_start),
+            "lateness_p50_s": percentile(gaps, 50) if gaps else None,
+            "lateness_p99_s": percentile(gaps, 99) if gaps else None,
+            "lateness_max_s": max(gaps) if gaps else None,
+            "lateness_min_s": min(gaps) if gaps else None,
+            "not_checked_twice": missed,
+            "rss_mib": rss,
+            "hwm_mib": hwm,
+            "log_warnings": warnings(fs),
+        }
+        print(json.dumps(result["steady"]), flush=True)
+        fs.stop()
+
+        # F. the floor
+        floor = measure_floor(origin, count)
+        floor_ms = floor["cpu_s"] / floor["requests"] * 1000
+        result["floor"] = {
+            **floor,
+            "cpu_ms_per_request": floor_ms,
+            "paced_cpu_ms_per_request": floor["paced_cpu_s"] / floor["paced_requests"] * 1000,
+        }
+        result["ratio_to_floor"] = result["steady"]["cpu_ms_per_check"] / floor_ms
+        print(json.dumps(result["floor"]), flush=True)
+        origin.close()
+    return result
+
+
+@contextlib.contextmanager
+def _workdir() -> Iterator[pathlib.Path]:
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as directory:
+        yield pathlib.Path(directory)
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def _writes_text(writes: Mapping[str, int], count: int) -> str:
+    return ", ".join(f"{k} {n / count:g}" for k, n in writes.items()) or "none"
+
+
+def table(result: Mapping[str, Any]) -> str:
+    n = result["sources"]
+    cold, steady, restart = result["cold_start"], result["steady"], result["restart"]
+    takeover, floor = result["takeover"], result["floor"]
+    jitter = INTERVAL_S * JITTER_PERCENT / 100
+    rows = [
+        ("measure", "result", "target (issue 12)"),
+        ("---", "---:", "---"),
+        (f"cold start: {n:,} new sources → all Ready", f"{cold['all_ready_s']:.1f} s", "≤ 8 s"),
+        ("… of which creating them (the bench's POSTs)", f"{cold['create_s']:.1f} s", "—"),
+        ("… until the last queued write (Events)", f"{cold['writes_settled_s']:.1f} s", "—"),
+        ("controller CPU per new source", f"{cold['cpu_ms_per_source']:.2f} ms", "≤ 5 ms"),
+        ("API writes per new source (Events apart)", f"{cold['writes_per_source']:g}", "≤ 4"),
+        ("Events per new source", f"{cold['events_per_source']:g}", "≤ 1, async"),
+        ("RSS after the cold start (memory backend)", f"{cold['rss_mib']:.0f} MiB", "≤ 150 MiB"),
+        (
+            f"`requestedAt` → new revision, p50 (max) of {result['requested_at_s']['samples']}",
+            f"{result['requested_at_s']['p50'] * 1000:.0f} ms "
+            f"({result['requested_at_s']['max'] * 1000:.0f} ms)",
+            "p50 < 300 ms",
+        ),
+        (
+            "takeover: filesystem controller, empty store, all re-fetched",
+            f"{takeover['all_fetched_s']:.1f} s, {takeover['writes_per_source']:g} writes/source",
+            "—",
+        ),
+        (
+            "restart over Ready sources (filesystem): all checked",
+            f"{restart['all_checked_s']:.1f} s (first {restart['first_check_s']:.1f} s)",
+            "≤ 5 s",
+        ),
+        ("… API writes during the restart", str(sum(restart["writes"].values())), "0"),
+        (
+            "steady state: CPU per not-modified check",
+            f"{steady['cpu_ms_per_check']:.3f} ms",
+            "≤ 0.4 ms",
+        ),
+        (
+            "floor: bare aiohttp conditional HEAD, CPU per request",
+            f"{result['floor']['cpu_ms_per_request']:.3f} ms",
+            "—",
+        ),
+        (
+            "floor paced at the steady state's rate (idle loop between requests)",
+            f"{result['floor']['paced_cpu_ms_per_request']:.3f} ms",
+            "—",
+        ),
+        ("CPU per check / floor", f"{result['ratio_to_floor']:.2f}x", "≤ 1.5x"),
+        (
+            f"steady state: checks in the {steady['window_s']:.0f} s window",
+            f"{steady['checks']:,} ({steady['not_checked_twice']} sources missed)",
+            f"{n:,}",
+        ),
+        ("controller CPU, average over the window", f"{steady['cores']:.3f} cores", "< 0.5"),
+        (
+            "schedule lateness p50 / p99 / max (gap - 1m)",
+            f"{steady['lateness_p50_s']:+.2f} / {steady['lateness_p99_s']:+.2f} / "
+            f"{steady['lateness_max_s']:+.2f} s",
+            f"p99 ≤ {jitter:g} + 2 s",
+        ),
+        ("RSS in steady state (filesystem backend)", f"{steady['rss_mib']:.0f} MiB", "—"),
+    ]
+    del floor
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sources", type=int, default=1000)
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--profile", type=pathlib.Path, help="py-spy output directory")
+    parser.add_argument("--serve-origin", nargs=2, metavar=("COUNT", "PORT_FILE"))
+    parser.add_argument("--floor", nargs=3, metavar=("BASE", "COUNT", "TOTAL"))
+    args = parser.parse_args()
+    if args.serve_origin:
+        serve_origin(int(args.serve_origin[0]), pathlib.Path(args.serve_origin[1]))
+        return
+    if args.floor:
+        run_floor(args.floor[0], int(args.floor[1]), int(args.floor[2]))
+        return
+    result = run(args.sources, profile=args.profile)
+    print(json.dumps(result, indent=2))
+    print(table(result))
+    if args.write_docs:
+        command = f"python -m tests.bench.bench_scale --sources {args.sources} --write-docs"
+        replace_section(
+            f"Scale on a real API server, {args.sources:,} sources",
+            f"{describe_machine()}\n\nRun: `{command}` (one run, every row from it).\n\n"
+            f"{table(result)}\n\nWrites by request (per source): cold start "
+            f"{_writes_text(result['cold_start']['writes'], args.sources)}; takeover "
+            f"{_writes_text(result['takeover']['writes'], args.sources)}.\n",
+        )
+
+
+if __name__ == "__main__":
+    main()
