@@ -24,7 +24,7 @@ from controller.api.durations import parse_duration
 from controller.fetchrequest import apply_description, request_description
 from generators.base import NotModified, SourceGenerator, Validators
 from generators.requests import HttpRequest, S3ObjectRequest
-from hooks.cel import CelTransform
+from hooks.cel import CelTransform, compile_transform_async
 from hooks.runner import HookRunner
 from hooks.spec import HookSpec, RetryBudget, RetryPolicy
 from storage.packaging import PackagedArtifact, package_async
@@ -65,6 +65,32 @@ class Produced:
         if origin:
             meta["org.opencontainers.image.revision"] = origin
         return meta
+
+
+class CelCache:
+    """Compiled `spec.transform.cel` expressions, compiled off the event loop, bounded."""
+
+    def __init__(
+        self, *, timeout: float, max_input_size: int, max_memory: int, size: int = 1024
+    ) -> None:
+        self._timeout = timeout
+        self._max_input_size = max_input_size
+        self._max_memory = max_memory
+        self._size = size
+        self._compiled: dict[str, CelTransform] = {}
+
+    async def get(self, expression: str) -> CelTransform:
+        """The transform; raises `HookError` (InvalidCELExpression) for a bad expression."""
+        if expression not in self._compiled:
+            if len(self._compiled) >= self._size:
+                self._compiled.clear()
+            self._compiled[expression] = await compile_transform_async(
+                expression,
+                timeout=self._timeout,
+                max_input_size=self._max_input_size,
+                max_memory=self._max_memory,
+            )
+        return self._compiled[expression]
 
 
 def parse_hooks(items: Sequence[Mapping[str, Any]] | None) -> list[HookSpec]:

@@ -46,30 +46,28 @@ from controller import conditions as cond
 from controller import metrics, redaction
 from controller.api import names, reasons
 from controller.api.models import ExternalSourceSpec
-from controller.api.parsing import SpecError, parse_spec
+from controller.api.parsing import parse_spec
 from controller.children import ExternalArtifactSync
 from controller.events import EventRecorder
 from controller.fetchrequest import SecretReader, build_request
 from controller.patches import apply, merge_diff
-from controller.pipeline import Failure, Produced, produce
+from controller.pipeline import CelCache, Failure, Produced, produce
 from controller.progress import ProgressReport
+from controller.publishing import ArtifactStore, Retention
 from controller.runtime.client import ApiError, KubeClient
 from controller.runtime.keys import ObjectKey
 from controller.runtime.worker import Key, Result
 from generators.base import NotModified, SourceGenerator, Validators
 from generators.requests import HttpRequest, S3ObjectRequest
-from hooks.cel import DEFAULT_MAX_MEMORY, CelTransform, compile_transform_async
+from hooks.cel import DEFAULT_MAX_MEMORY
 from hooks.runner import HookRunner
 from hooks.spec import RetryBudget
 from storage.backend import StorageBackend
-from storage.naming import artifact_key, artifact_url, revision, source_prefix
-from storage.retention import collect_garbage, delete_source
 
 log = structlog.get_logger(__name__)
 
 JSON = dict[str, Any]
 Lookup = Callable[[ObjectKey], JSON | None]
-_CEL_CACHE = 1024
 
 
 class Outcome(enum.Enum):
@@ -85,9 +83,7 @@ class Outcome(enum.Enum):
 
 @attrs.frozen
 class ReconcilerSettings:
-    advertised_address: str
-    retention_records: int = 2
-    retention_ttl: float = 60.0
+    retention: Retention
     interval_jitter_percentage: float = 5.0
     spool_dir: str | None = None
     cel_timeout: float = 10.0
@@ -115,14 +111,15 @@ class Reconciler:
         self._kube = parts.kube
         self._lookup = parts.sources
         self._parts = parts
-        self._storage = parts.storage
+        self._store = ArtifactStore(parts.storage, settings.retention)
         self._events = parts.events
         self._settings = settings
         self._children = ExternalArtifactSync(parts.kube, parts.artifacts)
-        # artifact key -> digest known to be in storage (written or verified by this process);
-        # bounded by sources x retention records, pruned on GC and deletion.
-        self._present: dict[str, str] = {}
-        self._cel: dict[str, CelTransform] = {}
+        self._cel = CelCache(
+            timeout=settings.cel_timeout,
+            max_input_size=settings.cel_max_input_size,
+            max_memory=settings.cel_max_memory,
+        )
         self._specs: dict[ObjectKey, tuple[int, ExternalSourceSpec]] = {}
 
     async def reconcile(self, key: Key) -> Result:
@@ -196,7 +193,8 @@ class Reconciler:
     async def _sync(self, obj: JSON, spec: ExternalSourceSpec) -> tuple[Outcome, Result]:
         meta, status = obj["metadata"], obj.get("status") or {}
         published: JSON = status.get("artifact") or {}
-        fast = await self._can_skip_fetch(obj)
+        present = bool(published) and await self._store.is_present(published)
+        fast = present and self._can_skip_fetch(obj)
         request = await build_request(
             self._parts.secrets,
             namespace=meta["namespace"],
@@ -214,22 +212,21 @@ class Reconciler:
             self._succeeded_events(obj, spec)
             return Outcome.NOT_MODIFIED, Result(requeue_after=self._next_run(spec))
         with produced.artifact.file:
-            artifact = await self._publish(obj, produced, fast=fast)
+            artifact = await self._publish(obj, produced, present=present)
         ea = await self._children.sync(obj, artifact)
         await self._report(obj, spec, artifact=artifact, produced=produced, ea=ea)
         return Outcome.SUCCESS, Result(requeue_after=self._next_run(spec))
 
-    async def _can_skip_fetch(self, obj: JSON) -> bool:
-        """Step 6: the last reconcile of this generation succeeded and its artifact is stored."""
+    @staticmethod
+    def _can_skip_fetch(obj: JSON) -> bool:
+        """Step 6 (with the artifact in storage): this generation's last reconcile succeeded
+        and no reconcile is requested."""
         meta, status = obj["metadata"], obj.get("status") or {}
         requested = (meta.get("annotations") or {}).get(names.REQUESTED_AT_ANNOTATION)
-        published = status.get("artifact")
         return (
             status.get("observedGeneration") == meta.get("generation", 1)
             and (requested is None or requested == status.get("lastHandledReconcileAt"))
             and cond.is_true(status.get("conditions") or [], reasons.READY)
-            and published is not None
-            and await self._is_present(published)
         )
 
     async def _fetch_and_package(
@@ -254,44 +251,21 @@ class Reconciler:
                 runner=self._parts.runner,
                 spec=obj["spec"],
                 budget=RetryBudget(spec.max_retries),
-                cel=await self._compiled_cel(spec),
+                cel=await self._cel.get(spec.transform.cel) if spec.transform else None,
                 spool_dir=self._settings.spool_dir,
                 on_phase=progress.phase,
             )
 
-    async def _publish(self, obj: JSON, produced: Produced, *, fast: bool) -> JSON:
-        """Steps 12-13: store unless the same bytes are already published; then GC."""
-        meta, status = obj["metadata"], obj.get("status") or {}
-        published = status.get("artifact")
-        packaged = produced.artifact
-        key = artifact_key(meta["namespace"], meta["name"], packaged.hex)
-        if (
-            published
-            and published.get("digest") == packaged.digest
-            and (fast or await self._is_present(published))
-        ):
-            return dict(published) | {"metadata": produced.artifact_metadata()}
-        await self._storage.put(key, packaged.file)
-        self._present[key] = packaged.digest
-        removed = await collect_garbage(
-            self._storage,
+    async def _publish(self, obj: JSON, produced: Produced, *, present: bool) -> JSON:
+        """Steps 12-13: the artifact in storage (docs/architecture.md)."""
+        meta = obj["metadata"]
+        return await self._store.publish(
             namespace=meta["namespace"],
             name=meta["name"],
-            current_key=key,
-            keep_records=self._settings.retention_records,
-            ttl=self._settings.retention_ttl,
+            produced=produced,
+            published=(obj.get("status") or {}).get("artifact"),
+            present=present,
         )
-        for old in removed:
-            self._present.pop(old, None)
-        return {
-            "path": key,
-            "url": artifact_url(self._settings.advertised_address, key),
-            "revision": revision(packaged.hex),
-            "digest": packaged.digest,
-            "size": packaged.size,
-            "lastUpdateTime": cond.now_rfc3339(),
-            "metadata": produced.artifact_metadata(),
-        }
 
     async def _report(
         self, obj: JSON, spec: ExternalSourceSpec, *, artifact: JSON, produced: Produced, ea: JSON
@@ -400,10 +374,7 @@ class Reconciler:
         """Deletion: remove artifacts and the ExternalArtifact, then our finalizer."""
         meta = obj["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        await delete_source(self._storage, namespace=namespace, name=name)
-        prefix = source_prefix(namespace, name)
-        for key in [k for k in self._present if k.startswith(prefix)]:
-            del self._present[key]
+        await self._store.delete(namespace=namespace, name=name)
         await self._children.delete(obj)
         patch = {
             "metadata": {
@@ -415,35 +386,6 @@ class Reconciler:
         self._events.forget(obj)
         log.info("artifacts removed; finalizer released")
 
-    async def _is_present(self, artifact: Mapping[str, Any]) -> bool:
-        """Is the published artifact in storage? Checked once per process, then remembered."""
-        key, digest = artifact.get("path"), artifact.get("digest")
-        if not key or not digest:
-            return False
-        if self._present.get(key) == digest:
-            return True
-        info = await self._storage.stat(key)
-        if info is None or info.size != artifact.get("size", info.size):
-            log.info("published artifact missing from storage; rebuilding", path=key)
-            return False
-        self._present[key] = digest
-        return True
-
-    async def _compiled_cel(self, spec: ExternalSourceSpec) -> CelTransform | None:
-        if spec.transform is None:
-            return None
-        expression = spec.transform.cel
-        if expression not in self._cel:
-            if len(self._cel) >= _CEL_CACHE:
-                self._cel.clear()
-            self._cel[expression] = await compile_transform_async(
-                expression,
-                timeout=self._settings.cel_timeout,
-                max_input_size=self._settings.cel_max_input_size,
-                max_memory=self._settings.cel_max_memory,
-            )
-        return self._cel[expression]
-
     def _next_run(self, spec: ExternalSourceSpec) -> float:
         spread = self._settings.interval_jitter_percentage / 100.0
         jitter = random.uniform(-spread, spread)  # noqa: S311 - scheduling jitter
@@ -453,6 +395,3 @@ class Reconciler:
 def _insecure(spec: ExternalSourceSpec) -> bool:
     generator = spec.generator.http or spec.generator.s3
     return bool(generator and generator.insecure_skip_verify)
-
-
-__all__ = ["Outcome", "Reconciler", "ReconcilerSettings", "SpecError"]

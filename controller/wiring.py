@@ -26,6 +26,7 @@ from controller.api.crd import generator_types
 from controller.config import Config
 from controller.events import EventRecorder
 from controller.fetchrequest import ApiSecretReader
+from controller.publishing import Retention
 from controller.reconciler import Collaborators, Reconciler, ReconcilerSettings
 from controller.runtime.keys import key_of
 from controller.runtime.leader import default_identity
@@ -98,9 +99,11 @@ async def build(config: Config, manager: Manager) -> AsyncIterator[Wiring]:
 def _reconciler_settings(config: Config) -> ReconcilerSettings:
     hooks = config.hooks
     return ReconcilerSettings(
-        advertised_address=config.storage.advertised_address(),
-        retention_records=config.storage.artifact_retention_records,
-        retention_ttl=config.storage.artifact_retention_ttl,
+        retention=Retention(
+            advertised_address=config.storage.advertised_address(),
+            records=config.storage.artifact_retention_records,
+            ttl=config.storage.artifact_retention_ttl,
+        ),
         interval_jitter_percentage=config.controller.interval_jitter_percentage,
         spool_dir=config.generators.spool_dir,
         cel_timeout=hooks.cel_timeout,

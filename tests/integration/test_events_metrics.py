@@ -10,9 +10,10 @@ import pytest_asyncio
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from controller.api.reasons import FINALIZER
+from controller.api.names import FINALIZER
 from controller.events import EventRecorder
 from controller.fetchrequest import ApiSecretReader
+from controller.publishing import Retention
 from controller.reconciler import Collaborators, Reconciler, ReconcilerSettings
 from controller.runtime.keys import ObjectKey
 from controller.runtime.kube import connect
@@ -152,7 +153,8 @@ async def test_a_stale_cache_entry_of_a_deleted_source_ends_quietly(
         storage=MemoryBackend(),
         events=EventRecorder(kube),
     )
-    reconciler = Reconciler(parts, ReconcilerSettings(advertised_address="localhost:9090"))
+    settings = ReconcilerSettings(retention=Retention(advertised_address="localhost:9090"))
+    reconciler = Reconciler(parts, settings)
     try:
         result = await reconciler.reconcile(ObjectKey(NS, "gone"))
     finally:
