@@ -232,3 +232,30 @@ async def test_unauthorized_on_the_main_api_does_not_break_the_watch(k8s: Emulat
             assert count(k8s, "watch") == 1  # the stream survived the session rebuild
     finally:
         await apis.aclose()
+
+
+async def test_the_cache_keeps_what_the_controller_reads_not_managed_fields(
+    k8s: Emulator,
+) -> None:
+    """managedFields and kubectl's last-applied copy are most of an object's bytes; the cache
+    (one entry per source, 10,000 of them) drops both, from the list and from watch events."""
+    bulky = source("listed")
+    bulky["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    bulky["metadata"]["annotations"] = {
+        "kubectl.kubernetes.io/last-applied-configuration": "{" + "x" * 4000 + "}",
+        "reconcile.fluxcd.io/requestedAt": "now",
+    }
+    k8s.create_object(PLURAL, bulky)
+    async with running(k8s) as (informer, _recorder):
+        watched = source("watched")
+        watched["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+        k8s.create_object(PLURAL, watched)
+        await eventually(lambda: informer.get(ObjectKey("default", "watched")) is not None)
+        for name in ("listed", "watched"):
+            meta = informer.get(ObjectKey("default", name))["metadata"]  # type: ignore[index]
+            assert "managedFields" not in meta
+            assert "kubectl.kubernetes.io/last-applied-configuration" not in meta.get(
+                "annotations", {}
+            )
+        listed = informer.get(ObjectKey("default", "listed"))["metadata"]  # type: ignore[index]
+        assert listed["annotations"] == {"reconcile.fluxcd.io/requestedAt": "now"}
