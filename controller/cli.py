@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
-from controller.api import reasons, yamlload
+from controller.api import names, yamlload
 from controller.api.validation import Problem, validate_source
 from controller.clusterctl import register_get, register_reconcile
 from controller.localmode import register_fetch
@@ -65,7 +65,7 @@ def _label(document: Mapping[str, Any], index: int) -> str:
 
 def _sources(documents: list[Any]) -> Iterator[tuple[int, Mapping[str, Any]]]:
     for index, doc in enumerate(documents, start=1):
-        if isinstance(doc, Mapping) and doc.get("kind") == reasons.KIND:
+        if isinstance(doc, Mapping) and doc.get("kind") == names.KIND:
             yield index, doc
 
 
@@ -83,10 +83,10 @@ def run_validate(args: argparse.Namespace) -> int:
                 failed = True
                 print(f"{_label(doc, index)}: {problem}")
     if checked == 0:
-        print(f"error: no {reasons.KIND} found in {', '.join(args.file)}", file=sys.stderr)
+        print(f"error: no {names.KIND} found in {', '.join(args.file)}", file=sys.stderr)
         return 1
     if not failed:
-        noun = reasons.KIND if checked == 1 else f"{reasons.KIND}s"
+        noun = names.KIND if checked == 1 else f"{names.KIND}s"
         print(f"OK: {checked} {noun} valid")
     return 1 if failed else 0
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 
 import attrs
 
-from controller.api import reasons
+from controller.api import names
 from controller.api.durations import parse_duration
 
 GeneratorType = Literal["http", "s3"]
@@ -208,8 +208,8 @@ class ExternalSourceStatus:
 
 @attrs.frozen(kw_only=True)
 class ExternalSource:
-    api_version: str = reasons.API_VERSION
-    kind: str = reasons.KIND
+    api_version: str = names.API_VERSION
+    kind: str = names.KIND
     metadata: ObjectMeta = attrs.field(factory=ObjectMeta)
     spec: ExternalSourceSpec
     status: ExternalSourceStatus = attrs.field(factory=ExternalSourceStatus)
@@ -239,8 +239,8 @@ class ExternalArtifactStatus:
 
 @attrs.frozen(kw_only=True)
 class ExternalArtifact:
-    api_version: str = reasons.EXTERNAL_ARTIFACT_API_VERSION
-    kind: str = reasons.EXTERNAL_ARTIFACT_KIND
+    api_version: str = names.EXTERNAL_ARTIFACT_API_VERSION
+    kind: str = names.EXTERNAL_ARTIFACT_KIND
     metadata: ObjectMeta = attrs.field(factory=ObjectMeta)
     spec: ExternalArtifactSpec = attrs.field(factory=ExternalArtifactSpec)
     status: ExternalArtifactStatus = attrs.field(factory=ExternalArtifactStatus)

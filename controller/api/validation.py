@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from controller.api import models, reasons
+from controller.api import models, names
 from controller.api.durations import SPEC_DURATION_PATTERN, parse_duration
 from controller.api.wire import to_wire, wire_fields
 
@@ -157,10 +157,10 @@ def validate_source(document: Any) -> list[Problem]:
     doc = c.mapping(document, "(document)", required=True)
     if not isinstance(document, Mapping):
         return c.problems
-    if doc.get("apiVersion") != reasons.API_VERSION:
-        c.add("apiVersion", f"must be {reasons.API_VERSION}, got {doc.get('apiVersion')!r}")
-    if doc.get("kind") != reasons.KIND:
-        c.add("kind", f"must be {reasons.KIND}, got {doc.get('kind')!r}")
+    if doc.get("apiVersion") != names.API_VERSION:
+        c.add("apiVersion", f"must be {names.API_VERSION}, got {doc.get('apiVersion')!r}")
+    if doc.get("kind") != names.KIND:
+        c.add("kind", f"must be {names.KIND}, got {doc.get('kind')!r}")
     meta = c.mapping(doc.get("metadata"), "metadata", required=True)
     c.string(meta.get("name"), "metadata.name", required=True)
     c.string(meta.get("namespace"), "metadata.namespace")

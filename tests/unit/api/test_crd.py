@@ -21,7 +21,7 @@ import yaml
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 
-from controller.api import models, reasons, validation
+from controller.api import models, names, reasons, validation
 from controller.api.crd import generator_types, load_crd, spec_schema
 from controller.api.durations import SPEC_DURATION_PATTERN
 from controller.api.wire import from_wire, wire_fields
@@ -84,21 +84,21 @@ def _compare(hint: Any, node: dict[str, Any], path: str) -> list[str]:
 def _compare_object(cls: type, node: dict[str, Any], path: str) -> list[str]:
     if node.get("type") != "object" or "properties" not in node:
         return [f"{path}: model {cls.__name__} is an object with fields, CRD is not"]
-    names = wire_fields(cls)
+    wire_names = wire_fields(cls)
     problems = [
         f"{path}.{name}: only in the {side}"
         for side, only in (
-            ("models", set(names.values()) - set(node["properties"])),
-            ("CRD", set(node["properties"]) - set(names.values())),
+            ("models", set(wire_names.values()) - set(node["properties"])),
+            ("CRD", set(node["properties"]) - set(wire_names.values())),
         )
         for name in sorted(only)
     ]
     hints = typing.get_type_hints(cls)
     fields = attrs.fields_dict(cls)
-    required = {names[a] for a in names if fields[a].default is attrs.NOTHING}
+    required = {wire_names[a] for a in wire_names if fields[a].default is attrs.NOTHING}
     if required != set(node.get("required", [])):
         problems.append(f"{path}: required {sorted(required)} != {node.get('required')}")
-    for attr, wire in names.items():
+    for attr, wire in wire_names.items():
         if wire not in node["properties"]:
             continue
         sub = node["properties"][wire]
@@ -176,18 +176,21 @@ def test_the_crds_limits_are_the_validations() -> None:
 
 def test_identity_subresource_and_printer_columns() -> None:
     crd = load_crd()
-    names = crd["spec"]["names"]
-    assert crd["spec"]["group"] == reasons.GROUP
-    assert crd["metadata"]["name"] == f"{reasons.PLURAL}.{reasons.GROUP}"
-    assert (names["kind"], names["plural"], names["singular"]) == (
-        reasons.KIND,
-        reasons.PLURAL,
-        reasons.SINGULAR,
+    crd_names = crd["spec"]["names"]
+    assert crd["spec"]["group"] == names.GROUP
+    assert crd["metadata"]["name"] == f"{names.PLURAL}.{names.GROUP}"
+    assert (crd_names["kind"], crd_names["plural"], crd_names["singular"]) == (
+        names.KIND,
+        names.PLURAL,
+        names.SINGULAR,
     )
-    assert (names["shortNames"], names["categories"]) == ([reasons.SHORT_NAME], [reasons.CATEGORY])
+    assert (crd_names["shortNames"], crd_names["categories"]) == (
+        [names.SHORT_NAME],
+        [names.CATEGORY],
+    )
     assert crd["spec"]["scope"] == "Namespaced"
     (version,) = crd["spec"]["versions"]
-    assert (version["name"], version["served"], version["storage"]) == (reasons.VERSION, True, True)
+    assert (version["name"], version["served"], version["storage"]) == (names.VERSION, True, True)
     assert version["subresources"] == {"status": {}}
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
     assert columns == {
@@ -271,8 +274,8 @@ def _extension_failures(node: dict[str, Any], value: Any, path: str) -> list[str
 
 def crd_rejections(spec: Any) -> list[str]:
     document = {
-        "apiVersion": reasons.API_VERSION,
-        "kind": reasons.KIND,
+        "apiVersion": names.API_VERSION,
+        "kind": names.KIND,
         "metadata": {"name": "x"},
         "spec": spec,
     }
@@ -318,5 +321,5 @@ def test_cel_rules_say_what_is_wrong(spec_changes: dict[str, Any], message: str)
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_pass_the_crd(path: pathlib.Path) -> None:
     for doc in yaml.safe_load_all(path.read_text()):
-        if doc and doc.get("kind") == reasons.KIND:
+        if doc and doc.get("kind") == names.KIND:
             assert crd_rejections(doc["spec"]) == []

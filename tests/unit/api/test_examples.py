@@ -10,7 +10,7 @@ import yaml
 
 from controller.api import parse_external_source, reasons, validate_source
 from controller.api.crd import spec_schema
-from controller.api.reasons import KIND
+from controller.api.names import KIND
 from tests.unit.api.test_crd import schema_nodes
 
 EXAMPLES = sorted(
