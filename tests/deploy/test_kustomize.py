@@ -17,6 +17,7 @@ from tests.deploy.rendering import (
     kustomize,
     manager_args,
     only,
+    render_chart,
     setting,
     spec_of,
 )
@@ -81,3 +82,17 @@ def test_s3_overlay_takes_credentials_from_a_secret() -> None:
     assert secret["secretName"] == "externalsource-s3-credentials"
     assert {i["path"] for i in secret["items"]} == {"accesskey", "secretkey"}
     assert not [e for e in _env(deployment).values() if "secretKeyRef" in e.get("valueFrom", {})]
+
+
+def test_rbac_grants_the_same_as_the_chart() -> None:
+    """One set of permissions: extending the chart's RBAC means extending the base's too."""
+    base = kustomize("base")
+    chart, _ = render_chart()
+    assert (
+        only(base, "ClusterRole")["rules"]
+        == (find(chart, "ClusterRole", "exs-externalsource-controller")[0]["rules"])
+    )
+    assert (
+        only(base, "Role")["rules"]
+        == (find(chart, "Role", "exs-externalsource-controller-leader-election")[0]["rules"])
+    )
