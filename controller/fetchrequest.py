@@ -16,6 +16,12 @@ import attrs
 
 from controller import redaction
 from controller.api import reasons
+from controller.api.models import (
+    DEFAULT_CA_KEY,
+    GeneratorSpec,
+    HttpGeneratorSpec,
+    S3GeneratorSpec,
+)
 from controller.api.names import SECRETS
 from controller.runtime.client import KubeClient
 from controller.runtime.keys import ObjectKey
@@ -65,77 +71,74 @@ def decode_secret(secret: Mapping[str, Any]) -> dict[str, bytes]:
 
 
 async def build_request(
-    secrets: SecretReader, *, namespace: str, spec: Mapping[str, Any], timeout: float
+    secrets: SecretReader, *, namespace: str, generator: GeneratorSpec, timeout: float
 ) -> HttpRequest | S3ObjectRequest:
     """The request for `spec.generator` (the spec has passed validation)."""
-    generator = spec["generator"]
-    if generator["type"] == "s3":
-        return await _s3_request(secrets, namespace=namespace, s3=generator["s3"], timeout=timeout)
-    return await _http_request(
-        secrets, namespace=namespace, http=generator["http"], timeout=timeout
-    )
+    if generator.s3 is not None:
+        return await _s3_request(secrets, namespace=namespace, s3=generator.s3, timeout=timeout)
+    assert generator.http is not None
+    return await _http_request(secrets, namespace=namespace, http=generator.http, timeout=timeout)
 
 
 async def _http_request(
-    secrets: SecretReader, *, namespace: str, http: Mapping[str, Any], timeout: float
+    secrets: SecretReader, *, namespace: str, http: HttpGeneratorSpec, timeout: float
 ) -> HttpRequest:
     headers: dict[str, str] = {}
-    if ref := http.get("headersSecretRef"):
-        data = await _secret(secrets, namespace, ref["name"])
+    if ref := http.headers_secret_ref:
+        data = await _secret(secrets, namespace, ref.name)
         headers = {k: v.decode().strip() for k, v in sorted(data.items())}
     ca_bundle = None
-    if ref := http.get("caBundleSecretRef"):
-        ca_bundle = await _key(secrets, namespace, ref["name"], ref.get("key") or "ca.crt")
+    if ca_ref := http.ca_bundle_secret_ref:
+        ca_bundle = await _key(secrets, namespace, ca_ref.name, ca_ref.key)
     client_cert = None
-    if ref := http.get("certSecretRef"):
-        data = await _secret(secrets, namespace, ref["name"])
-        cert, key = _require(data, ref["name"], "tls.crt"), _require(data, ref["name"], "tls.key")
+    if ref := http.cert_secret_ref:
+        data = await _secret(secrets, namespace, ref.name)
+        cert, key = _require(data, ref.name, "tls.crt"), _require(data, ref.name, "tls.key")
         client_cert = ClientCertificate(cert_pem=cert, key_pem=key)
-        if ca_bundle is None and "ca.crt" in data:
-            ca_bundle = data["ca.crt"]
+        if ca_bundle is None and DEFAULT_CA_KEY in data:
+            ca_bundle = data[DEFAULT_CA_KEY]
     proxy = None
-    if ref := http.get("proxySecretRef"):
-        data = await _secret(secrets, namespace, ref["name"])
+    if ref := http.proxy_secret_ref:
+        data = await _secret(secrets, namespace, ref.name)
         proxy = ProxyConfig(
-            address=_require(data, ref["name"], "address").decode().strip(),
+            address=_require(data, ref.name, "address").decode().strip(),
             username=data["username"].decode() if "username" in data else None,
             password=data["password"].decode() if "password" in data else None,
         )
-    body = http.get("body")
     return HttpRequest(
-        url=http["url"],
-        method=http.get("method") or "GET",
+        url=http.url,
+        method=http.method,
         headers=headers,
-        body=body.encode() if body is not None else None,
+        body=http.body.encode() if http.body is not None else None,
         ca_bundle=ca_bundle,
         client_cert=client_cert,
         proxy=proxy,
-        insecure_skip_verify=bool(http.get("insecureSkipVerify")),
+        insecure_skip_verify=http.insecure_skip_verify,
         timeout=timeout,
     )
 
 
 async def _s3_request(
-    secrets: SecretReader, *, namespace: str, s3: Mapping[str, Any], timeout: float
+    secrets: SecretReader, *, namespace: str, s3: S3GeneratorSpec, timeout: float
 ) -> S3ObjectRequest:
     access_key = secret_key = None
-    if ref := s3.get("credentialsSecretRef"):
-        data = await _secret(secrets, namespace, ref["name"])
-        access_key = _require(data, ref["name"], "accesskey").decode().strip()
-        secret_key = _require(data, ref["name"], "secretkey").decode().strip()
+    if ref := s3.credentials_secret_ref:
+        data = await _secret(secrets, namespace, ref.name)
+        access_key = _require(data, ref.name, "accesskey").decode().strip()
+        secret_key = _require(data, ref.name, "secretkey").decode().strip()
     ca_bundle = None
-    if ref := s3.get("caBundleSecretRef"):
-        ca_bundle = await _key(secrets, namespace, ref["name"], ref.get("key") or "ca.crt")
+    if ca_ref := s3.ca_bundle_secret_ref:
+        ca_bundle = await _key(secrets, namespace, ca_ref.name, ca_ref.key)
     return S3ObjectRequest(
-        bucket=s3["bucket"],
-        key=s3["key"],
-        endpoint=s3.get("endpoint"),
-        region=s3.get("region"),
+        bucket=s3.bucket,
+        key=s3.key,
+        endpoint=s3.endpoint,
+        region=s3.region,
         access_key=access_key,
         secret_key=secret_key,
         ca_bundle=ca_bundle,
-        path_style=bool(s3.get("pathStyle")),
-        insecure_skip_verify=bool(s3.get("insecureSkipVerify")),
+        path_style=s3.path_style,
+        insecure_skip_verify=s3.insecure_skip_verify,
         timeout=timeout,
     )
 

@@ -30,8 +30,7 @@ import attrs
 
 from controller import redaction
 from controller.api import yamlload
-from controller.api.durations import parse_duration
-from controller.api.validation import validate_spec
+from controller.api.parsing import SpecError, parse_spec
 from controller.fetchrequest import SecretNotFoundError, build_request, decode_secret
 from controller.pipeline import Produced, produce
 from generators import registry
@@ -40,7 +39,7 @@ from hooks.cel import compile_transform_async
 from hooks.executor import LocalExecutor
 from hooks.process import become_subreaper
 from hooks.runner import HookRunner
-from hooks.spec import HookError, RetryBudget
+from hooks.spec import HookError
 from hooks.whitelist import Whitelist, WhitelistError
 from storage.backend import StorageError
 from storage.filesystem import FilesystemBackend
@@ -144,9 +143,10 @@ async def fetch(
         )
     source = sources[0]
     namespace, name = _identity(source, source_file)
-    spec = source.get("spec") or {}
-    if problems := validate_spec(spec):
-        raise LocalModeError("; ".join(f"{p.path}: {p.message}" for p in problems))
+    try:
+        spec = parse_spec(source.get("spec"))
+    except SpecError as exc:
+        raise LocalModeError(exc.message) from None
     secrets = FileSecretReader([d for f in secret_files for d in load_documents(f)])
     whitelist = Whitelist(commands={})  # no whitelist: every hook is refused, as in the cluster
     if whitelist_file:
@@ -158,22 +158,18 @@ async def fetch(
     # loopback allowed: trying a source against a server on one's own machine is what
     # local mode is for, and no pod's internals sit behind it (docs/security.md)
     settings = settings or GeneratorSettings(allow_loopback=True)
-    generator = registry.create(spec["generator"]["type"], settings)
+    generator = registry.create(spec.generator.type, settings)
     try:
         request = await build_request(
-            secrets,
-            namespace=namespace,
-            spec=spec,
-            timeout=parse_duration(spec.get("timeout") or "60s"),
+            secrets, namespace=namespace, generator=spec.generator, timeout=spec.timeout_seconds
         )
-        cel = spec.get("transform", {}).get("cel")
+        cel = spec.transform.cel if spec.transform else None
         produced = await produce(
             generator=generator,
             request=request,
             previous=None,
             runner=HookRunner(LocalExecutor(whitelist), whitelist),
             spec=spec,
-            budget=RetryBudget(int(spec.get("maxRetries", 3))),
             cel=await compile_transform_async(cel) if cel else None,
             spool_dir=None,
         )

@@ -15,24 +15,19 @@ from __future__ import annotations
 
 import io
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import IO, Any, Protocol, cast, runtime_checkable
+from typing import IO, Protocol, runtime_checkable
 
 import attrs
 
 from controller.api import reasons
-from controller.api.durations import parse_duration
+from controller.api.models import ExternalSourceSpec, Hook
 from controller.fetchrequest import apply_description, request_description
 from generators.base import NotModified, SourceGenerator, Validators
 from generators.requests import HttpRequest, S3ObjectRequest
 from hooks.cel import CelTransform, compile_transform_async
 from hooks.runner import HookRunner
-from hooks.spec import HookSpec, RetryBudget, RetryPolicy
+from hooks.spec import HookSpec, RetryBudget
 from storage.packaging import PackagedArtifact, package_async
-
-#: a hook's timeout and retry policy when the spec gives none (the CRD defaults them too)
-DEFAULT_HOOK_TIMEOUT = "30s"
-DEFAULT_HOOK_RETRY_POLICY = "fail"
-DEFAULT_DESTINATION_PATH = "data"
 
 
 @runtime_checkable
@@ -93,17 +88,18 @@ class CelCache:
         return self._compiled[expression]
 
 
-def parse_hooks(items: Sequence[Mapping[str, Any]] | None) -> list[HookSpec]:
+def hook_specs(hooks: Sequence[Hook]) -> list[HookSpec]:
+    """The hooks room's view of the spec's hooks (defaults come from the model)."""
     return [
         HookSpec(
-            name=h["name"],
-            command=h["command"],
-            args=tuple(str(a) for a in h.get("args") or ()),
-            env={e["name"]: str(e.get("value", "")) for e in h.get("env") or ()},
-            timeout=parse_duration(h.get("timeout") or DEFAULT_HOOK_TIMEOUT),
-            retry_policy=cast(RetryPolicy, h.get("retryPolicy") or DEFAULT_HOOK_RETRY_POLICY),
+            name=h.name,
+            command=h.command,
+            args=tuple(h.args),
+            env={e.name: e.value or "" for e in h.env},
+            timeout=h.timeout_seconds,
+            retry_policy=h.retry_policy,
         )
-        for h in items or ()
+        for h in hooks
     ]
 
 
@@ -113,8 +109,7 @@ async def produce(
     request: HttpRequest | S3ObjectRequest,
     previous: Validators | None,
     runner: HookRunner,
-    spec: Mapping[str, Any],
-    budget: RetryBudget,
+    spec: ExternalSourceSpec,
     cel: CelTransform | None,
     spool_dir: str | None,
     on_phase: Callable[[str], Awaitable[None] | None] | None = None,
@@ -125,8 +120,9 @@ async def produce(
     so the caller can show progress; it is never called when the origin says
     "not modified".
     """
-    hooks = spec.get("hooks") or {}
-    pre, post = parse_hooks(hooks.get("preRequest")), parse_hooks(hooks.get("postRequest"))
+    pre = hook_specs(spec.hooks.pre_request if spec.hooks else ())
+    post = hook_specs(spec.hooks.post_request if spec.hooks else ())
+    budget = RetryBudget(spec.max_retries)
     if pre and isinstance(request, HttpRequest):
         described = await runner.run_pre(request_description(request), pre, budget)
         request = apply_description(request, described)
@@ -144,9 +140,7 @@ async def produce(
                 body = await cel.apply(body)
             data = io.BytesIO(body)
         await _tell(on_phase, reasons.STORING)
-        packaged = await package_async(
-            data, spec.get("destinationPath") or DEFAULT_DESTINATION_PATH, spool_dir=spool_dir
-        )
+        packaged = await package_async(data, spec.destination_path, spool_dir=spool_dir)
     return Produced(artifact=packaged, validators=fetched.validators, metadata=fetched.metadata)
 
 

@@ -61,7 +61,6 @@ from generators.base import NotModified, SourceGenerator, Validators
 from generators.requests import HttpRequest, S3ObjectRequest
 from hooks.cel import DEFAULT_MAX_MEMORY
 from hooks.runner import HookRunner
-from hooks.spec import RetryBudget
 from storage.backend import StorageBackend
 
 log = structlog.get_logger(__name__)
@@ -198,7 +197,7 @@ class Reconciler:
         request = await build_request(
             self._parts.secrets,
             namespace=meta["namespace"],
-            spec=obj["spec"],
+            generator=spec.generator,
             timeout=spec.timeout_seconds,
         )
         previous = None
@@ -249,8 +248,7 @@ class Reconciler:
                 request=request,
                 previous=previous,
                 runner=self._parts.runner,
-                spec=obj["spec"],
-                budget=RetryBudget(spec.max_retries),
+                spec=spec,
                 cel=await self._cel.get(spec.transform.cel) if spec.transform else None,
                 spool_dir=self._settings.spool_dir,
                 on_phase=progress.phase,
