@@ -48,10 +48,6 @@ SUITE = "bookworm"
 INCLUDE = ("python3", "python3-venv")
 BASE_REPOSITORY = "localhost/externalsource-ci-base"
 IMAGE_REPOSITORY = "localhost/externalsource-controller"
-#: the build context as `.dockerignore` lets it through (hashed for the cache key)
-CONTEXT_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "constraints.txt", "README.md")
-CONTEXT_FILES_EXTRA = ("LICENSE",)
-CONTEXT_PACKAGES = ("controller", "generators", "storage", "hooks")
 #: emptied after debootstrap, as in any slim image: package lists and downloaded .debs
 CLEANED = ("var/lib/apt/lists", "var/cache/apt")
 HOST_CA_BUNDLE = pathlib.Path("/etc/ssl/certs/ca-certificates.crt")
@@ -190,17 +186,28 @@ def base_key(mirror: str) -> str:
     return _digest([recipe.encode(), ca])
 
 
+def context_files(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
+    """The build context: the Dockerfile and what `.dockerignore`'s `!` lines let through."""
+    files = [root / "Dockerfile", root / ".dockerignore"]
+    for line in (root / ".dockerignore").read_text(encoding="utf-8").splitlines():
+        if not line.startswith("!"):
+            continue
+        path = root / line[1:].strip().rstrip("/")
+        if path.is_dir():
+            files.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+            )
+        elif path.is_file():
+            files.append(path)
+    return files
+
+
 def context_key(base: str, root: pathlib.Path = ROOT) -> str:
     """A hash of everything the build reads: the base and the build context's files."""
-    files = [root / name for name in (*CONTEXT_FILES, *CONTEXT_FILES_EXTRA)]
-    for package in CONTEXT_PACKAGES:
-        files.extend(
-            p
-            for p in sorted((root / package).rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-        )
     parts = [base.encode()]
-    for path in files:
+    for path in context_files(root):
         parts += [str(path.relative_to(root)).encode(), path.read_bytes()]
     return _digest(parts)
 
