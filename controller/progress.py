@@ -39,12 +39,14 @@ class ProgressReport:
         self._task: asyncio.Task[None] | None = None
 
     def phase(self, name: str) -> None:
-        """A phase of the change path starts now."""
+        """A phase of the change path starts now (the writer starts with the first one, so
+        the fast path, which has no phase, costs no task)."""
         self._phase = name
         self._changed.set()
+        if self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._run())
 
     async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run())
         return self
 
     async def __aexit__(
@@ -62,7 +64,6 @@ class ProgressReport:
                 await self._task
 
     async def _run(self) -> None:
-        await self._changed.wait()
         await asyncio.sleep(self._delay)
         while not self._closed:
             self._changed.clear()
