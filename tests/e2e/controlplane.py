@@ -374,7 +374,17 @@ class ControlPlane:
         )
 
     def bind_cluster_role(self, *, user: str, role: str = "cluster-admin") -> None:
-        """A ClusterRoleBinding of `role` to `user` (e.g. a static-token user)."""
+        """A ClusterRoleBinding of `role` to `user` (e.g. a static-token user).
+
+        Waits until the role has rules: kube-controller-manager fills the aggregated
+        roles (view, edit, admin) a few seconds after the control plane starts.
+        """
+
+        def filled() -> bool:
+            found = self.get(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{role}")
+            return bool(found and found.get("rules"))
+
+        wait_for(filled, timeout=60, what=f"ClusterRole {role} to have rules")
         name = "e2e-" + "".join(c if c.isalnum() else "-" for c in f"{user}-{role}").lower()
         self.apply(
             {
@@ -393,12 +403,33 @@ class ControlPlane:
         )
 
     def restart_apiserver(self) -> None:
-        """Stop kube-apiserver and start it again on the same port and etcd (re-reads tokens)."""
-        procs.stop(self._processes.pop("kube-apiserver"), timeout=20)
+        """Stop kube-apiserver and start it again on the same port and etcd (re-reads tokens).
+
+        kube-controller-manager exits when the API server vanishes while it is still
+        starting its controllers, so this first waits for it to be fully up, and starts
+        it again should it have exited anyway.
+        """
+        self._wait_controller_manager_settled()
+        # a graceful stop can take 20 s while it drains; state lives in etcd, so do not wait
+        procs.stop(self._processes.pop("kube-apiserver"), timeout=3)
         if self._api is not None:
             self._api.close()
             self._api = None
         self._start_apiserver()
+        process = self._processes.get("kube-controller-manager")
+        if process is None or process.poll() is not None:
+            self._start_controller_manager()
+
+    def _wait_controller_manager_settled(self) -> None:
+        def filled() -> bool:
+            # the last of its start-up work that is visible: aggregated roles get their rules
+            roles = [
+                self.get(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}")
+                for name in ("view", "edit", "admin")
+            ]
+            return all(role and role.get("rules") for role in roles)
+
+        wait_for(filled, timeout=60, what="kube-controller-manager to start its controllers")
 
     def wait_namespaces_settled(self, *, timeout: float = 60.0) -> None:
         """Wait until no namespace is Terminating (kube-controller-manager done deleting)."""
@@ -424,6 +455,7 @@ class ControlPlane:
         self._start_etcd()
         self._start_apiserver()
         self._start_controller_manager()
+
         for crd in (OUR_CRD, FLUX_CRD):
             self.kubectl("apply", "--server-side", "-f", str(crd))
         self.kubectl(
@@ -441,7 +473,8 @@ class ControlPlane:
         for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
             process = self._processes.pop(name, None)
             if process is not None:
-                procs.stop(process, timeout=15)
+                # nothing of the session's state must survive: a drain is not worth waiting for
+                procs.stop(process, timeout=5)
 
     def _make_certs(self) -> None:
         pki = self.directory / "pki"
@@ -462,6 +495,13 @@ class ControlPlane:
         kcm_crt, kcm_key = certs.write(
             "kcm",
             ca.issue_cert("kcm.e2e", common_name="system:kube-controller-manager"),
+        )
+        proxy_ca = trustme.CA(organization_name="externalsource e2e front proxy")
+        self._proxy_ca_file = pki / "front-proxy-ca.crt"
+        self._proxy_ca_file.write_bytes(proxy_ca.cert_pem.bytes())
+        self._proxy_crt, self._proxy_key = _Certs(proxy_ca, pki).write(
+            "front-proxy-client",
+            proxy_ca.issue_cert("front-proxy-client.e2e", common_name="front-proxy-client"),
         )
         self._sa_key, self._sa_pub = _write_sa_keys(pki)
         self.apiserver_port = free_port()
@@ -543,6 +583,15 @@ class ControlPlane:
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-maxsize=0",
                 "--profiling=false",
+                # a front proxy CA, so that kube-controller-manager's delegated authentication
+                # finds a complete extension-apiserver-authentication ConfigMap
+                f"--requestheader-client-ca-file={self._proxy_ca_file}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={self._proxy_crt}",
+                f"--proxy-client-key-file={self._proxy_key}",
             ]
         process = self._spawn("kube-apiserver", self._apiserver_argv)
 

@@ -59,3 +59,26 @@ def test_an_interrupted_session_leaves_no_process(
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
+
+
+def test_static_tokens_are_rotated_and_revoked_by_a_restart(control_plane: ControlPlane) -> None:
+    """`set_tokens` + `restart_apiserver` (same port, same etcd: objects survive)."""
+    control_plane.kubectl("create", "configmap", "survivor", "-n", "default")
+    control_plane.set_tokens({"old-token": ("e2e-user", "u-1", ["e2e"])})
+    control_plane.restart_apiserver()
+    control_plane.bind_cluster_role(user="e2e-user", role="view")
+    old = control_plane.kubeconfig_for_token("old-token")
+    whoami = control_plane.kubectl(
+        "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", kubeconfig=old
+    )
+    assert whoami.stdout == "e2e-user"
+
+    control_plane.set_tokens({"new-token": ("e2e-user", "u-1", ["e2e"])})
+    control_plane.restart_apiserver()
+    refused = control_plane.kubectl("get", "configmaps", kubeconfig=old, check=False)
+    assert refused.returncode != 0
+    assert "Unauthorized" in refused.stderr
+    new = control_plane.kubeconfig_for_token("new-token")
+    listed = control_plane.kubectl("get", "configmap", "survivor", "-o", "name", kubeconfig=new)
+    assert listed.stdout.strip() == "configmap/survivor"
+    control_plane.kubectl("delete", "configmap", "survivor", "-n", "default")
