@@ -7,6 +7,8 @@ import json
 import re
 from collections.abc import Callable
 
+import httpx
+
 from tests.e2e.conftest import MakeController
 from tests.e2e.controlplane import ControlPlane
 from tests.e2e.processes import HooksSidecar, ThreadedOrigin, fetch_artifact
@@ -92,7 +94,7 @@ def test_source_becomes_ready_and_publishes_a_verifiable_artifact(
     files = fetch_artifact(published["url"], digest=published["digest"])
     assert list(files) == ["flags/flags.json"]
     assert json.loads(files["flags/flags.json"]) == [{"name": "a", "on": True}]
-    assert published["size"] == len(__import__("httpx").get(published["url"], timeout=10).content)
+    assert published["size"] == len(httpx.get(published["url"], timeout=10).content)
 
     listed = control_plane.kubectl("get", "externalsources", "-n", ns).stdout
     assert re.search(rf"flags\s+True\s+.*latest@sha256:{hex_digest[:12]}", listed), listed
