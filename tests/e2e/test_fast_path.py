@@ -42,6 +42,8 @@ def test_unchanged_origin_costs_zero_api_writes_over_two_checks(
     for name in SOURCES:
         e2e_origin.set(f"/{name}", body=f'{{"name": "{name}"}}'.encode(), etag=f'"{name}-1"')
     controller = make_controller(storage="filesystem")
+    setup_mark = control_plane.audit_mark()
+    setup_metrics = control_plane.apiserver_request_total()
     control_plane.apply(
         *(
             external_source(name, namespace=ns, url=e2e_origin.url(f"/{name}"), interval="10m")
@@ -52,6 +54,11 @@ def test_unchanged_origin_costs_zero_api_writes_over_two_checks(
         wait_condition(control_plane, ns, name)
     assert controller.stop() == 0
     published = {name: _versions(control_plane, ns, name) for name in SOURCES}
+    # both instruments see the writes of a change path (so their silence below means something)
+    assert control_plane.audit_writes(user=controller_identity.user, since=setup_mark)
+    assert control_plane.count_writes(
+        setup_metrics, control_plane.apiserver_request_total(), resources=OURS
+    )
 
     control_plane.wait_namespaces_settled()
     audit_mark = control_plane.audit_mark()
