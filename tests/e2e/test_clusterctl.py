@@ -172,3 +172,23 @@ def test_unreachable_api_server_is_one_error_line(tmp_path: pathlib.Path) -> Non
     assert result.returncode == 1
     assert result.stderr.startswith("error: "), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_reconcile_of_a_suspended_source_is_refused(
+    control_plane: ControlPlane, e2e_namespace: str
+) -> None:
+    control_plane.apply(
+        external_source(
+            "paused", namespace=e2e_namespace, url="http://127.0.0.1:9/none", suspend=True
+        )
+    )
+
+    result = externalsource(control_plane, "reconcile", "paused", "-n", e2e_namespace)
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: ExternalSource {e2e_namespace}/paused is suspended: resume it first\n"
+    )
+    source = get_source(control_plane, e2e_namespace, "paused")
+    assert source is not None
+    assert REQUESTED_AT not in source["metadata"].get("annotations", {})
