@@ -11,7 +11,7 @@ loopback), and the controller as the installed `externalsource-controller` conso
 One run, in this order (N sources at `interval: 1m` in one namespace):
 
 A. cold start: the controller (memory backend) is up and idle; the bench creates N sources
-   and polls one LIST (Table format, served from the watch cache) until all are Ready.
+   and follows one LIST + watch (see `ReadyWatch`) until all are Ready.
    Controller CPU and the API server's `apiserver_request_total` writes are taken from
    before the first create until the writes stop (queued Events included), per source.
 B. `requestedAt` → new revision: 20 times, the origin's body of one source changes, the
@@ -55,6 +55,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -83,8 +84,8 @@ BODY_SIZE = 1024
 LATENCY_SAMPLES = 20
 #: the resources only the controller writes during the measured phases (Events separately)
 OURS = ("externalsources", "externalartifacts")
-TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+APF_LOG = "API Priority and Fairness detected; client-side rate limit off"
 DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "envtest-assets"
 
 
@@ -276,6 +277,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy() -> float:
+    """CPU seconds all processes of the machine have used (non-idle time in /proc/stat)."""
+    fields = [int(v) for v in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK  # minus idle and iowait
+
+
+def control_plane_cpu(plane: ControlPlane) -> dict[str, float]:
+    """CPU seconds used so far by etcd, kube-apiserver and kube-controller-manager."""
+    return {name: cpu_seconds(p.pid) for name, p in plane._processes.items()}
+
+
 def memory_mib(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) of a process, MiB."""
     status = pathlib.Path(f"/proc/{pid}/status").read_text()
@@ -340,20 +352,68 @@ def settle(plane: ControlPlane, *, quiet: float = 3.0, timeout: float = 120.0) -
     return changed
 
 
-def ready_count(plane: ControlPlane) -> int:
-    """Sources whose Ready column says True: one LIST as a Table from the watch cache."""
-    response = plane.api.get(
-        source_path(NS), params={"resourceVersion": "0"}, headers={"Accept": TABLE}
-    )
-    response.raise_for_status()
-    rows = response.json()["rows"]
-    return sum(1 for row in rows if row["cells"][1] == "True")
+class ReadyWatch(threading.Thread):
+    """Which sources are Ready, from one LIST and then one watch (started before the creates).
+
+    Not a LIST poll: a poll of N objects every few hundred ms costs the API server more CPU
+    than the controller's own writes (it serialises the whole list each time) and would be
+    measured as the controller's cold start; an extra watcher of the same resource costs the
+    API server almost nothing (one serialisation per event, shared by all watchers).
+    `all_ready_at` is the monotonic time the count reached `count`.
+    """
+
+    def __init__(self, plane: ControlPlane, count: int) -> None:
+        super().__init__(daemon=True)
+        self.plane = plane
+        self.count = count
+        self.ready: set[str] = set()
+        self.all_ready_at: float | None = None
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        listing = plane.api.get(source_path(NS)).json()
+        self.resource_version = listing["metadata"]["resourceVersion"]
+        for obj in listing["items"]:
+            self._see(obj)
+
+    def _see(self, obj: Mapping[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        conditions = (obj.get("status") or {}).get("conditions") or ()
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            self.ready.add(name)
+        else:
+            self.ready.discard(name)
+        if len(self.ready) >= self.count and self.all_ready_at is None:
+            self.all_ready_at = time.monotonic()
+            self.done.set()
+
+    def run(self) -> None:
+        params = {"watch": "1", "resourceVersion": self.resource_version, "timeoutSeconds": "3600"}
+        try:
+            with self.plane.api.stream(
+                "GET", source_path(NS), params=params, timeout=httpx.Timeout(10.0, read=None)
+            ) as response:
+                for line in response.iter_lines():
+                    if line.strip():
+                        self._see(json.loads(line)["object"])
+                    if self.done.is_set():
+                        return
+        except BaseException as exc:  # reported by wait()
+            self.error = exc
+            self.done.set()
+
+    def wait(self, *, timeout: float) -> float:
+        if not self.done.wait(timeout) or self.all_ready_at is None:
+            raise AssertionError(
+                f"{len(self.ready)} of {self.count} sources Ready after {timeout}s"
+                + (f" (watch failed: {self.error!r})" if self.error else "")
+            )
+        return self.all_ready_at
 
 
 def warnings(controller: ControllerProcess) -> dict[str, int]:
-    """Log lines at warning level or above, by event (a healthy run has none)."""
+    """Log lines at warning level or above, by event and error (a healthy run has none)."""
     found: collections.Counter[str] = collections.Counter(
-        str(r.get("event"))
+        " ".join(str(r[k]) for k in ("event", "error", "resource") if k in r)
         for r in controller.log_events()
         if r.get("level") in ("warning", "warn", "error", "critical")
     )
@@ -473,7 +533,7 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
     if reason:
         raise SystemExit(reason)
     poll = max(0.2, count / 5000)
-    result: dict[str, Any] = {"sources": count}
+    result: dict[str, Any] = {"sources": count, "loadavg_start": os.getloadavg()[0]}
     with running_control_plane(assets) as plane, _workdir() as work:
         origin = Origin(count=count, directory=work)
         plane.kubectl("create", "namespace", NS)
@@ -488,16 +548,13 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
         # A. cold start
         profiler = Profiler(profile, "coldstart", pid)
         writes0, cpu0 = write_totals(plane), cpu_seconds(pid)
+        busy0, plane_cpu0 = machine_busy(), control_plane_cpu(plane)
+        watch = ReadyWatch(plane, count)
+        watch.start()
         started = time.monotonic()
         create_sources(plane, origin, count)
         created = time.monotonic()
-        wait_until(
-            lambda: ready_count(plane) == count,
-            timeout=max(120.0, count * 0.1),
-            what=f"{count} sources Ready",
-            interval=poll,
-        )
-        all_ready = time.monotonic()
+        all_ready = watch.wait(timeout=max(120.0, count * 0.1))
         cpu_ready = cpu_seconds(pid)
         settled = settle(plane)
         cpu_settled = cpu_seconds(pid)
@@ -506,7 +563,7 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
         profiler.stop()
         rss, hwm = memory_mib(pid)
         reasons = collections.Counter(
-            e.get("reason", "")
+            f"{e.get('involvedObject', {}).get('kind')} {e.get('reason')}"
             for e in (plane.get(f"/api/v1/namespaces/{NS}/events") or {})["items"]
         )
         result["cold_start"] = {
@@ -516,6 +573,11 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
             "cpu_to_ready_s": cpu_ready - cpu0,
             "cpu_s": cpu_settled - cpu0,
             "cpu_ms_per_source": (cpu_settled - cpu0) / count * 1000,
+            "machine_cores_busy": (machine_busy() - busy0) / (time.monotonic() - started),
+            "control_plane_cpu_s": {
+                k: v - plane_cpu0[k] for k, v in control_plane_cpu(plane).items()
+            },
+            "apf_detected": bool(memory.log_events(APF_LOG)),
             "writes": writes,
             "writes_per_source": sum(n for k, n in writes.items() if "events" not in k) / count,
             "events_per_source": sum(n for k, n in writes.items() if "events" in k) / count,
@@ -543,7 +605,7 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
             kubeconfig=plane.kubeconfig,
             storage="filesystem",
         )
-        writes0 = write_totals(plane)
+        writes0, plane_cpu0 = write_totals(plane), control_plane_cpu(plane)
         started = time.monotonic()
         fs.start()
         wait_until(
@@ -560,6 +622,10 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
             "cpu_ms_per_source": cpu_seconds(pid_of(fs)) / count * 1000,
             "writes": writes,
             "writes_per_source": sum(n for k, n in writes.items() if "events" not in k) / count,
+            "control_plane_cpu_s": {
+                k: v - plane_cpu0[k] for k, v in control_plane_cpu(plane).items()
+            },
+            "apf_detected": bool(fs.log_events(APF_LOG)),
         }
         print(json.dumps(result["takeover"]), flush=True)
         fs.stop()
@@ -594,9 +660,9 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
         window = INTERVAL_S * (1 + JITTER_PERCENT / 100) + spread + 3.0
         profiler = Profiler(profile, "steady", pid)
         window_start = time.monotonic()
-        cpu_w0 = cpu_seconds(pid)
+        cpu_w0, busy0 = cpu_seconds(pid), machine_busy()
         time.sleep(window - (time.monotonic() - checked))
-        cpu_w1 = cpu_seconds(pid)
+        cpu_w1, busy1 = cpu_seconds(pid), machine_busy()
         window_end = time.monotonic()
         profiler.stop()
         rss, hwm = memory_mib(pid)
@@ -615,6 +681,7 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
             "cpu_s": cpu_w1 - cpu_w0,
             "cpu_ms_per_check": (cpu_w1 - cpu_w0) / max(in_window, 1) * 1000,
             "cores": (cpu_w1 - cpu_w0) / (window_end - window_start),
+            "machine_cores_busy": (busy1 - busy0) / (window_end - window_start),
             "lateness_p50_s": percentile(gaps, 50) if gaps else None,
             "lateness_p99_s": percentile(gaps, 99) if gaps else None,
             "lateness_max_s": max(gaps) if gaps else None,
@@ -638,6 +705,7 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
         result["ratio_to_floor"] = result["steady"]["cpu_ms_per_check"] / floor_ms
         print(json.dumps(result["floor"]), flush=True)
         origin.close()
+    result["loadavg_end"] = os.getloadavg()[0]
     return result
 
 
@@ -713,6 +781,11 @@ def table(result: Mapping[str, Any]) -> str:
             f"{steady['lateness_p50_s']:+.2f} / {steady['lateness_p99_s']:+.2f} / "
             f"{steady['lateness_max_s']:+.2f} s",
             f"p99 ≤ {jitter:g} + 2 s",
+        ),
+        (
+            "whole machine busy (all processes): cold start / steady window",
+            f"{cold['machine_cores_busy']:.2f} / {steady['machine_cores_busy']:.2f} cores",
+            "of 2",
         ),
         ("RSS in steady state (filesystem backend)", f"{steady['rss_mib']:.0f} MiB", "—"),
     ]
