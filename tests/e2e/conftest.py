@@ -201,9 +201,19 @@ class MakeController:
         )
         self.started.append(process)
         self._logs.append((f"{name} log (tail)", process.log_tail))
-        process.start()
-        if wait:
-            process.wait_ready()
+        for attempt in range(3):
+            process.start()
+            if not wait:
+                break
+            try:
+                process.wait_ready()
+                break
+            except AssertionError:
+                # another run on this machine may take a port between pick and bind
+                lost_race = "address already in use" in process.logs().lower()
+                if process.running or not lost_race or attempt == 2:
+                    raise
+                process.new_ports()
         return process
 
     def any_running(self) -> bool:

@@ -642,11 +642,27 @@ class ControlPlane:
 
 @contextlib.contextmanager
 def running_control_plane(assets: pathlib.Path) -> Iterator[ControlPlane]:
-    """Start a control plane in a fresh temp dir; stop it (and remove the dir) on the way out."""
-    directory = pathlib.Path(tempfile.mkdtemp(prefix="externalsource-e2e-"))
-    plane = ControlPlane(assets=assets, directory=directory)
+    """Start a control plane in a fresh temp dir; stop it (and remove the dir) on the way out.
+
+    `EXTERNALSOURCE_E2E_KEEP=1` keeps the directory (logs, audit log, certificates).
+    """
+    for attempt in range(3):
+        directory = pathlib.Path(tempfile.mkdtemp(prefix="externalsource-e2e-"))
+        plane = ControlPlane(assets=assets, directory=directory)
+        try:
+            plane.start()
+            break
+        except RuntimeError as exc:
+            plane.stop()
+            shutil.rmtree(directory, ignore_errors=True)
+            # another run on this machine may take a port between pick and bind
+            if "address already in use" not in str(exc) or attempt == 2:
+                raise
+        except BaseException:
+            plane.stop()
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
     try:
-        plane.start()
         yield plane
     finally:
         plane.stop()

@@ -69,22 +69,11 @@ class ControllerProcess:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.kubeconfig = kubeconfig
-        self.health_port = free_port()
-        self.metrics_port = free_port()
-        self.storage_port = free_port()
         self.log_path = directory / f"{name}.log"
         self.storage_path = directory / "storage"
-        self.args = [
-            f"--health-addr=127.0.0.1:{self.health_port}",
-            f"--metrics-addr=127.0.0.1:{self.metrics_port}",
-            f"--storage-addr=127.0.0.1:{self.storage_port}",
-            f"--storage-adv-addr=127.0.0.1:{self.storage_port}",
-            f"--storage-backend={storage}",
-            f"--spool-dir={directory}",
-            "--log-encoding=json",
-            *([f"--storage-path={self.storage_path}"] if storage == "filesystem" else []),
-            *args,
-        ]
+        self.storage = storage
+        self.extra_args = list(args)
+        self.new_ports()
         self.env = {
             **os.environ,
             **CONTROLLER_ENV,
@@ -94,6 +83,27 @@ class ControllerProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
+
+    def new_ports(self) -> None:
+        """Pick other free ports (after losing a race for one; not between restarts)."""
+        self.health_port = free_port()
+        self.metrics_port = free_port()
+        self.storage_port = free_port()
+
+    @property
+    def args(self) -> list[str]:
+        """The command-line flags (the ports and storage first, then the test's own)."""
+        return [
+            f"--health-addr=127.0.0.1:{self.health_port}",
+            f"--metrics-addr=127.0.0.1:{self.metrics_port}",
+            f"--storage-addr=127.0.0.1:{self.storage_port}",
+            f"--storage-adv-addr=127.0.0.1:{self.storage_port}",
+            f"--storage-backend={self.storage}",
+            f"--spool-dir={self.directory}",
+            "--log-encoding=json",
+            *([f"--storage-path={self.storage_path}"] if self.storage == "filesystem" else []),
+            *self.extra_args,
+        ]
 
     def start(self) -> ControllerProcess:
         """Launch the process (again, after a `stop()`: same ports, same storage path)."""
