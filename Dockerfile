@@ -30,6 +30,7 @@ COPY controller/ controller/
 COPY generators/ generators/
 COPY storage/ storage/
 COPY hooks/ hooks/
+COPY s3common/ s3common/
 RUN /opt/externalsource/bin/pip install --no-deps --constraint constraints.txt . \
     && /opt/externalsource/bin/pip check \
     && /opt/externalsource/bin/pip uninstall --yes pip setuptools wheel \

@@ -1,6 +1,8 @@
 """Turn S3 failures of the `s3` generator into `FetchError`s (reason, message, transient).
 
-Same rules as the http generator where the meaning is the same (connection
+`s3common.diagnose` decides what kind of failure it was — the same decision the
+s3 storage backend makes; this module says what it means for a source. Same
+rules as the http generator where the meaning is the same (connection
 trouble, timeouts, throttling and 5xx are transient; TLS verification and
 other 4xx are configuration problems), plus S3's own codes. A missing object
 is transient on purpose: objects are often written by another pipeline on its
@@ -18,44 +20,94 @@ from __future__ import annotations
 
 from typing import Final
 
-import aiohttp
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-    SSLError,
-)
+from botocore.exceptions import ClientError
 
 from generators import reasons
 from generators.address_guard import AddressNotAllowedError
 from generators.base import FetchError
+from s3common import Kind, S3Failure, diagnose
 
 BUCKET_NOT_FOUND: Final = "BucketNotFound"
 OBJECT_NOT_FOUND: Final = "ObjectNotFound"
 ACCESS_DENIED: Final = "AccessDenied"
 INVALID_CREDENTIALS: Final = "InvalidCredentials"
 
-_DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "AccountProblem", "403", "Forbidden"})
-_BAD_KEYS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"})
-_THROTTLING = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
-)
+#: kind → (reason, message after "<where>: ", transient); `{code}`, `{status}`, `{detail}`
+_MEANING: Final[dict[Kind, tuple[str, str, bool]]] = {
+    Kind.BUCKET_NOT_FOUND: (BUCKET_NOT_FOUND, "the bucket does not exist", False),
+    Kind.OBJECT_NOT_FOUND: (OBJECT_NOT_FOUND, "no such object (yet)", True),
+    Kind.CREDENTIALS_REJECTED: (
+        INVALID_CREDENTIALS,
+        "the endpoint rejected the credentials ({code})",
+        False,
+    ),
+    Kind.ACCESS_DENIED: (
+        ACCESS_DENIED,
+        "access denied ({code}); the credentials need s3:GetObject",
+        False,
+    ),
+    Kind.WRONG_REGION: (
+        reasons.ORIGIN_REJECTED_REQUEST,
+        "the bucket is in another region than spec.generator.s3.region ({code})",
+        False,
+    ),
+    Kind.THROTTLED: (reasons.RATE_LIMITED, "the endpoint is throttling ({code})", True),
+    Kind.SERVER_FAILED: (
+        reasons.ORIGIN_UNAVAILABLE,
+        "the endpoint failed ({code}, HTTP {status})",
+        True,
+    ),
+    Kind.REJECTED: (
+        reasons.ORIGIN_REJECTED_REQUEST,
+        "the endpoint rejected the request ({code}, HTTP {status})",
+        False,
+    ),
+    Kind.NO_CREDENTIALS: (
+        INVALID_CREDENTIALS,
+        "no credentials (set the source's credentials Secret)",
+        False,
+    ),
+    Kind.TLS_VERIFICATION: (
+        reasons.TLS_VERIFICATION_FAILED,
+        "TLS verification of the endpoint failed (check the CA bundle)",
+        False,
+    ),
+    Kind.TIMEOUT: (reasons.TIMEOUT, "the endpoint did not answer in time", True),
+    Kind.UNREACHABLE: (reasons.CONNECTION_FAILED, "cannot connect to the endpoint", True),
+    Kind.CONNECTION_BROKEN: (reasons.CONNECTION_FAILED, "the connection broke", True),
+    Kind.OS_ERROR: (reasons.CONNECTION_FAILED, "{detail}", True),
+    Kind.OTHER: (reasons.FETCH_FAILED, "{detail}", True),
+}
 
 
 def error_code(exc: ClientError) -> tuple[str, int]:
-    """The S3 error code (the HTTP status as text for bodiless HEAD answers) and status."""
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return code or str(status), status
+    """The S3 error code and HTTP status of an answer (see `s3common.error_code`)."""
+    failure = diagnose(exc)
+    return failure.code, failure.status
 
 
 def is_retryable(exc: ClientError) -> bool:
-    code, status = error_code(exc)
-    return code in _THROTTLING or status >= 500 or status in (0, 408, 429)
+    """Throttling or a failing server: worth asking again (a 4xx is not)."""
+    return diagnose(exc).kind in (Kind.THROTTLED, Kind.SERVER_FAILED)
+
+
+def classify(exc: Exception, *, where: str) -> FetchError:
+    """The `FetchError` for `exc`, raised while fetching `where` (``s3://bucket/key …``)."""
+    refused = _refused_address(exc)
+    if refused is not None:
+        return FetchError(
+            f"{where}: {refused.host} is a link-local or cloud metadata address, refused "
+            "(--allow-link-local-addresses)",
+            reason=reasons.ADDRESS_NOT_ALLOWED,
+            transient=False,
+        )
+    return _fetch_error(diagnose(exc), where=where)
+
+
+def _fetch_error(failure: S3Failure, *, where: str) -> FetchError:
+    reason, text, transient = _MEANING[failure.kind]
+    message = text.format(code=failure.code, status=failure.status, detail=failure.detail)
+    return FetchError(f"{where}: {message}", reason=reason, transient=transient)
 
 
 def _refused_address(exc: BaseException) -> AddressNotAllowedError | None:
@@ -67,80 +119,3 @@ def _refused_address(exc: BaseException) -> AddressNotAllowedError | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
-
-
-def classify(exc: Exception, *, where: str) -> FetchError:
-    """The `FetchError` for `exc`, raised while fetching `where` (``s3://bucket/key …``)."""
-    if isinstance(exc, ClientError):
-        return _client_error(exc, where=where)
-    refused = _refused_address(exc)
-    if refused is not None:
-        return FetchError(
-            f"{where}: {refused.host} is a link-local or cloud metadata address, refused "
-            "(--allow-link-local-addresses)",
-            reason=reasons.ADDRESS_NOT_ALLOWED,
-            transient=False,
-        )
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return FetchError(
-            f"{where}: no credentials (set the source's credentials Secret)",
-            reason=INVALID_CREDENTIALS,
-            transient=False,
-        )
-    if isinstance(exc, SSLError):
-        return FetchError(
-            f"{where}: TLS verification of the endpoint failed (check the CA bundle)",
-            reason=reasons.TLS_VERIFICATION_FAILED,
-            transient=False,
-        )
-    if isinstance(exc, (ReadTimeoutError, ConnectTimeoutError, TimeoutError)):
-        return FetchError(f"{where}: the endpoint did not answer in time", reason=reasons.TIMEOUT)
-    if isinstance(exc, EndpointConnectionError):
-        return FetchError(
-            f"{where}: cannot connect to the endpoint", reason=reasons.CONNECTION_FAILED
-        )
-    if isinstance(exc, aiohttp.ClientError):
-        return FetchError(f"{where}: the connection broke", reason=reasons.CONNECTION_FAILED)
-    if isinstance(exc, OSError):
-        return FetchError(
-            f"{where}: {exc.strerror or type(exc).__name__}", reason=reasons.CONNECTION_FAILED
-        )
-    if isinstance(exc, BotoCoreError):
-        return FetchError(f"{where}: {type(exc).__name__}", reason=reasons.FETCH_FAILED)
-    return FetchError(f"{where}: {type(exc).__name__}", reason=reasons.FETCH_FAILED)
-
-
-def _client_error(exc: ClientError, *, where: str) -> FetchError:
-    code, status = error_code(exc)
-    if code == "NoSuchBucket":
-        return FetchError(
-            f"{where}: the bucket does not exist", reason=BUCKET_NOT_FOUND, transient=False
-        )
-    if code in ("NoSuchKey", "404", "NotFound"):
-        return FetchError(f"{where}: no such object (yet)", reason=OBJECT_NOT_FOUND)
-    if code in _BAD_KEYS:
-        return FetchError(
-            f"{where}: the endpoint rejected the credentials ({code})",
-            reason=INVALID_CREDENTIALS,
-            transient=False,
-        )
-    if code in _DENIED:
-        return FetchError(
-            f"{where}: access denied ({code}); the credentials need s3:GetObject",
-            reason=ACCESS_DENIED,
-            transient=False,
-        )
-    if code in _THROTTLING or status in (429, 503):
-        return FetchError(
-            f"{where}: the endpoint is throttling ({code})", reason=reasons.RATE_LIMITED
-        )
-    if is_retryable(exc):
-        return FetchError(
-            f"{where}: the endpoint failed ({code}, HTTP {status})",
-            reason=reasons.ORIGIN_UNAVAILABLE,
-        )
-    return FetchError(
-        f"{where}: the endpoint rejected the request ({code}, HTTP {status})",
-        reason=reasons.ORIGIN_REJECTED_REQUEST,
-        transient=False,
-    )
