@@ -1,7 +1,7 @@
 """The `http` generator: one HTTP(S) request per fetch, conditional when it can be.
 
-Conditional fetch (SPEC §4 step 9, seed requirement): for a GET with the
-previous validators, a HEAD with `If-None-Match`/`If-Modified-Since` goes
+Conditional fetch (docs/architecture.md, step 9): for a GET with the previous
+validators, a HEAD with `If-None-Match`/`If-Modified-Since` goes
 first; 304 or an unchanged ETag/Last-Modified answers `NotModified` without a
 body. A HEAD that is rejected (405/501 or another 4xx, e.g. a URL presigned
 for GET only) or that carries no comparable validator falls back to a

@@ -4,9 +4,10 @@ Messages are written for `kubectl describe` and are built here from a fixed
 vocabulary (method, redacted URL, status, OS error text) — never from a library
 exception's `str()`, which may embed request details — so header values,
 request bodies, URL userinfo and query strings cannot reach a status condition
-or a log line. Classification follows SPEC §4: network trouble, timeouts, 5xx,
-408 and 429 are transient; TLS verification, other 4xx, refused addresses,
-redirect loops and oversized bodies are configuration problems.
+or a log line. Classification follows docs/architecture.md ("Errors"): network
+trouble, timeouts, 5xx, 408 and 429 are transient; TLS verification, other
+4xx, refused addresses, redirect loops and oversized bodies are configuration
+problems.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The `memory` backend: artifacts in a dict, for development, tests and single-replica demos.
 
 Nothing survives a restart. That is acceptable only because the controller
-rebuilds a missing artifact on its next reconcile (SPEC §4 step 6), and it is
-loud about it: constructing the backend logs a warning, because consumers
-get 404s between a restart and the rebuild. Values are immutable `bytes`, so
+rebuilds a missing artifact on its next reconcile (docs/architecture.md, step
+6), and it is loud about it: constructing the backend logs a warning, because
+consumers get 404s between a restart and the rebuild. Values are immutable `bytes`, so
 a reader streaming an object is never affected by a concurrent put or delete.
 """
 

@@ -1,13 +1,13 @@
 """Retention: garbage-collect a source's superseded artifacts, and delete a source's all.
 
-Rule (SPEC §4 step 13, with Flux's `--artifact-retention-*` semantics): the
-current artifact is always kept and counts as one of `keep_records` (as in
-Flux, so the default 2 keeps the current artifact plus the previous one); the
-remaining `keep_records - 1` places go to the newest other artifacts (by
-modification time) that are not older than `ttl`; everything else of the
-source is deleted. A consumer that read the previous URL a moment ago can
-still download it, and once the TTL has passed only the current artifact
-remains.
+Rule (docs/architecture.md, step 13, with Flux's `--artifact-retention-*`
+semantics): the current artifact is always kept and counts as one of
+`keep_records` (as in Flux, so the default 2 keeps the current artifact plus
+the previous one); the remaining `keep_records - 1` places go to the newest
+other artifacts (by modification time) that are not older than `ttl`;
+everything else of the source is deleted. A consumer that read the previous
+URL a moment ago can still download it, and once the TTL has passed only the
+current artifact remains.
 
 Deletes are not atomic as a group: a failure leaves some old artifacts, which
 the next collection removes.

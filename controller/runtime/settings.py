@@ -1,4 +1,4 @@
-"""`ControllerSettings`: the runtime's flags (SPEC §9, §10), with Flux's names and defaults.
+"""`ControllerSettings`: the runtime's flags, with Flux's names and defaults.
 
 Each field's metadata is the whole user-facing description of a setting —
 `flag`, `help`, `duration` (seconds given as a Go duration such as `30s`)
