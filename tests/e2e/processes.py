@@ -85,13 +85,16 @@ class ControllerProcess:
         self.returncode: int | None = None
 
     def new_ports(self) -> None:
-        """Pick other free ports (after losing a race for one; not between restarts)."""
+        """Pick other free ports (after losing a race for one; not between restarts).
+
+        `args` (a plain list subclasses may edit) is rebuilt with the new ports.
+        """
         self.health_port = free_port()
         self.metrics_port = free_port()
         self.storage_port = free_port()
+        self.args = self._default_args()
 
-    @property
-    def args(self) -> list[str]:
+    def _default_args(self) -> list[str]:
         """The command-line flags (the ports and storage first, then the test's own)."""
         return [
             f"--health-addr=127.0.0.1:{self.health_port}",
