@@ -26,6 +26,13 @@ Fixtures (names are stable; other tests build on them):
 * `make_sidecar` (function) — factory: `make_sidecar(whitelist=TEXT)` starts
   `externalsource-hooks-sidecar`; pass `sidecar.controller_flags()` on.
 
+Helpers: `tests/e2e/sources.py` (build/apply/read ExternalSources, `wait_condition`,
+`wait_revision`, `request_reconcile`), `tests/e2e/processes.py` (`fetch_artifact`:
+download and verify as Flux does). Tests here are synchronous functions. To show
+another log when a test fails, append `(title, callable returning text)` to
+`request.node.stash[LOG_SOURCES]`. `EXTERNALSOURCE_E2E_KEEP=1` keeps the control
+plane's directory (its logs and audit log) after the session.
+
 Without assets every e2e test is skipped with one reason line; with
 `EXTERNALSOURCE_E2E_REQUIRED=1` (CI) a skipped e2e test is a failure. After the
 session, a process left by this session fails the run.
