@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.test_reconcile import extract_like_flux, source
+from tests.integration.helpers import extract_like_flux, source
 
 SCRIPT = pathlib.Path(sys.executable).with_name("externalsource")
 

@@ -3,68 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import hashlib
-import io
-import tarfile
 from typing import Any
 
-import aiohttp
 import pytest
 
 from controller.api.crd import load_crd
 from tests.harness import FLUX_CRD, run_emulator
 from tests.integration.conftest import NS, Controller, free_port, run_controller
-
-
-def source(name: str, url: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "source.flux.oddkin.co/v1alpha1",
-        "kind": "ExternalSource",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "interval": "5m",
-            "destinationPath": "flags/data.json",
-            "generator": {"type": "http", "http": {"url": url}},
-            **spec,
-        },
-    }
-
-
-def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
-    for cond in ((obj or {}).get("status") or {}).get("conditions") or ():
-        if cond["type"] == type_:
-            return dict(cond)
-    return None
-
-
-def ready(ctl: Controller, name: str, status: str = "True") -> Any:
-    def check() -> Any:
-        cond = condition(ctl.source(name), "Ready")
-        return cond is not None and cond["status"] == status and cond
-
-    return check
-
-
-async def download(url: str) -> tuple[int, bytes]:
-    async with aiohttp.ClientSession() as session, session.get(url) as resp:
-        return resp.status, await resp.read()
-
-
-def extract_like_flux(blob: bytes, digest: str) -> dict[str, bytes]:
-    """kustomize-controller's rules: sha256 of the bytes as served, gzip, relative names."""
-    algo, hex_ = digest.split(":")
-    assert algo == "sha256"
-    assert hashlib.sha256(blob).hexdigest() == hex_
-    files = {}
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
-        for member in tar.getmembers():
-            assert not member.name.startswith("/")
-            assert ".." not in member.name
-            assert member.isfile() or member.isdir()
-            if member.isfile():
-                files[member.name] = tar.extractfile(member).read()  # type: ignore[union-attr]
-    return files
+from tests.integration.helpers import (
+    condition,
+    download,
+    extract_like_flux,
+    ready,
+    source,
+    stalled,
+    status,
+    status_patches,
+)
 
 
 async def test_source_becomes_ready_and_flux_can_consume_the_artifact(
@@ -74,12 +30,12 @@ async def test_source_becomes_ready_and_flux_can_consume_the_artifact(
     controller.create(source("flags", origin.url("/flags")))
     await controller.wait_for(ready(controller, "flags"))
 
-    status = controller.source("flags")["status"]  # type: ignore[index]
-    artifact = status["artifact"]
+    written = status(controller, "flags")
+    artifact = written["artifact"]
     assert artifact["revision"] == f"latest@{artifact['digest']}"
     assert artifact["path"].startswith(f"externalsource/{NS}/flags/")
-    assert status["observedGeneration"] == 1
-    assert status["lastHandledETag"] == '"v1"'
+    assert written["observedGeneration"] == 1
+    assert written["lastHandledETag"] == '"v1"'
     # the ExternalArtifact passed Flux's real CRD schema on the way in
     ea = controller.artifact("flags")
     assert ea is not None
@@ -90,19 +46,13 @@ async def test_source_becomes_ready_and_flux_can_consume_the_artifact(
         "namespace": NS,
     }
     assert ea["metadata"]["ownerReferences"][0]["controller"] is True
-    assert ea["status"]["artifact"]["digest"] == artifact["digest"]
-    assert condition(ea, "Ready")["status"] == "True"  # type: ignore[index]
+    assert status(ea)["artifact"]["digest"] == artifact["digest"]
+    ea_ready = condition(ea, "Ready")
+    assert ea_ready is not None
+    assert ea_ready["status"] == "True"
     code, blob = await download(artifact["url"])
     assert code == 200
     assert extract_like_flux(blob, artifact["digest"]) == {"flags/data.json": b'{"beta": true}'}
-
-
-def status_patches(controller: Controller) -> list[dict[str, Any]]:
-    return [
-        w.body["status"]
-        for w in controller.api.writes()
-        if w.resource == "externalsources" and w.subresource == "status"
-    ]
 
 
 async def test_a_quick_change_writes_one_final_status(controller: Controller, origin: Any) -> None:
@@ -110,7 +60,7 @@ async def test_a_quick_change_writes_one_final_status(controller: Controller, or
     controller.create(source("flags", origin.url("/flags")))
     await controller.wait_for(ready(controller, "flags"))
     assert len(status_patches(controller)) == 1  # no progress patch for a change this quick
-    final = {c["type"] for c in controller.source("flags")["status"]["conditions"]}  # type: ignore[index]
+    final = {c["type"] for c in status(controller, "flags")["conditions"]}
     assert final == {"Ready", "ArtifactInStorage"}
 
 
@@ -128,7 +78,7 @@ async def test_a_slow_change_shows_progress_then_one_final_status(
     assert progress["Fetching"]["status"] == "True"
     assert progress["Reconciling"]["reason"] == "Progressing"
     assert progress["Ready"]["status"] == "Unknown"
-    final = {c["type"] for c in controller.source("flags")["status"]["conditions"]}  # type: ignore[index]
+    final = {c["type"] for c in status(controller, "flags")["conditions"]}
     assert final == {"Ready", "ArtifactInStorage"}
 
 
@@ -152,22 +102,21 @@ async def test_new_content_publishes_a_new_revision_and_old_ones_expire(
     origin.set("/flags", body=b"one", etag='"1"')
     controller.create(source("flags", origin.url("/flags")))
     await controller.wait_for(ready(controller, "flags"))
-    first = dict(controller.source("flags")["status"]["artifact"])  # type: ignore[index]
+    first = dict(status(controller, "flags")["artifact"])
 
     async def publish(body: bytes) -> dict[str, Any]:
-        before = controller.source("flags")["status"]["artifact"]["digest"]  # type: ignore[index]
+        before = status(controller, "flags")["artifact"]["digest"]
         origin.set("/flags", body=body, etag=f'"{body.decode()}"')
         controller.enqueue("flags")
 
         def changed() -> Any:
-            artifact = controller.source("flags")["status"]["artifact"]  # type: ignore[index]
+            artifact = status(controller, "flags")["artifact"]
             return artifact["digest"] != before and artifact
 
         return dict(await controller.wait_for(changed))
 
     second = await publish(b"two")
-    ea = controller.artifact("flags")
-    assert ea["status"]["artifact"]["revision"] == second["revision"]  # type: ignore[index]
+    assert status(controller.artifact("flags"))["artifact"]["revision"] == second["revision"]
     # within --artifact-retention-ttl the previous artifact stays downloadable
     assert (await download(first["url"]))[0] == 200
     await asyncio.sleep(1.2)
@@ -183,7 +132,7 @@ async def test_origin_down_keeps_serving_the_last_good_artifact(
     origin.set("/flags", body=b"good", etag='"g"')
     controller.create(source("flags", origin.url("/flags")))
     await controller.wait_for(ready(controller, "flags"))
-    good = controller.source("flags")["status"]["artifact"]  # type: ignore[index]
+    good = status(controller, "flags")["artifact"]
 
     origin.mode("/flags", status=503)
     controller.enqueue("flags")
@@ -192,7 +141,7 @@ async def test_origin_down_keeps_serving_the_last_good_artifact(
     reconciling = condition(controller.source("flags"), "Reconciling")
     assert reconciling is not None
     assert reconciling["reason"] == "ProgressingWithRetry"
-    assert controller.artifact("flags")["status"]["artifact"] == good  # type: ignore[index]
+    assert status(controller.artifact("flags"))["artifact"] == good
     code, blob = await download(good["url"])
     assert code == 200
     assert hashlib.sha256(blob).hexdigest() == good["digest"].split(":")[1]
@@ -225,11 +174,9 @@ async def test_invalid_spec_stalls_with_the_field_when_the_crd_rule_is_bypassed(
     crds = [without_cel_rules(load_crd()), FLUX_CRD]
     async with run_emulator(crds=crds) as k8s, run_controller(k8s) as ctl:
         ctl.create(source("bad", origin.url("/x"), interval="30s"))
-        stalled = await ctl.wait_for(
-            lambda: (c := condition(ctl.source("bad"), "Stalled")) and c["status"] == "True" and c
-        )
-        assert stalled["reason"] == "InvalidSpec"
-        assert "spec.interval" in stalled["message"]
+        stall = await ctl.wait_for(stalled(ctl, "bad"))
+        assert stall["reason"] == "InvalidSpec"
+        assert "spec.interval" in stall["message"]
         assert ctl.artifact("bad") is None
         assert origin.requests == []
 
@@ -243,11 +190,15 @@ async def test_requested_reconcile_and_suspend(controller: Controller, origin: A
         {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now-1"}}},
     )
     await controller.wait_for(
-        lambda: controller.source("flags")["status"].get("lastHandledReconcileAt") == "now-1"  # type: ignore[index]
+        lambda: status(controller, "flags").get("lastHandledReconcileAt") == "now-1"
     )
     controller.patch("flags", {"spec": {"suspend": True}})
-    sources = controller.manager.sources
-    await controller.wait_for(lambda: sources.get((NS, "flags"))["spec"].get("suspend"))  # type: ignore[index]
+
+    def suspended_in_the_cache() -> bool:
+        cached = controller.manager.sources.get((NS, "flags"))
+        return cached is not None and bool(cached["spec"].get("suspend"))
+
+    await controller.wait_for(suspended_in_the_cache)
     await controller.idle()
     origin.set("/flags", body=b"b", etag='"b"')
     controller.api.clear_log()
@@ -262,7 +213,7 @@ async def test_delete_removes_artifacts_and_the_external_artifact(
     origin.set("/flags", body=b"x", etag='"x"')
     controller.create(source("flags", origin.url("/flags")))
     await controller.wait_for(ready(controller, "flags"))
-    url = controller.source("flags")["status"]["artifact"]["url"]  # type: ignore[index]
+    url = status(controller, "flags")["artifact"]["url"]
     controller.delete("flags")
     await controller.wait_for(lambda: controller.source("flags") is None)
     assert controller.artifact("flags") is None
@@ -275,7 +226,7 @@ async def test_restart_with_memory_storage_rebuilds_the_artifact(k8s: Any, origi
     async with run_controller(k8s, port=port) as ctl:
         ctl.create(source("flags", origin.url("/flags")))
         await ctl.wait_for(ready(ctl, "flags"))
-        artifact = ctl.source("flags")["status"]["artifact"]  # type: ignore[index]
+        artifact = status(ctl, "flags")["artifact"]
     seen = len(origin.requests_for("/flags"))
     async with run_controller(k8s, port=port) as ctl:
         # the ETag is unchanged, but the artifact is gone from memory: a full GET rebuilds it

@@ -11,7 +11,14 @@ from typing import Any
 
 from tests.fixtures.s3 import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MotoServer
 from tests.integration.conftest import NS, Controller, run_controller
-from tests.integration.test_reconcile import condition, download, extract_like_flux, ready, source
+from tests.integration.helpers import (
+    condition,
+    download,
+    extract_like_flux,
+    ready,
+    source,
+    status,
+)
 
 
 def s3_flags(moto: MotoServer, bucket: str, tmp_path: pathlib.Path) -> list[str]:
@@ -38,7 +45,7 @@ def keys(moto: MotoServer, bucket: str) -> list[str]:
 
 
 def digest_of(ctl: Controller, name: str) -> str:
-    return str(ctl.source(name)["status"]["artifact"]["digest"])  # type: ignore[index]
+    return str(status(ctl, name)["artifact"]["digest"])
 
 
 async def test_artifacts_live_in_the_bucket_and_are_served_without_credentials(
@@ -49,7 +56,7 @@ async def test_artifacts_live_in_the_bucket_and_are_served_without_credentials(
     async with run_controller(k8s, *s3_flags(private_moto_server, bucket, tmp_path)) as ctl:
         ctl.create(source("flags", origin.url("/flags")))
         await ctl.wait_for(ready(ctl, "flags"))
-        artifact = ctl.source("flags")["status"]["artifact"]  # type: ignore[index]
+        artifact = status(ctl, "flags")["artifact"]
         assert keys(private_moto_server, bucket) == [artifact["path"]]
         code, blob = await download(artifact["url"])  # no S3 credentials on the consumer side
         assert code == 200
@@ -61,7 +68,7 @@ async def test_artifacts_live_in_the_bucket_and_are_served_without_credentials(
             await asyncio.sleep(1.1)  # past the retention TTL
             ctl.enqueue("flags")
             await ctl.wait_for(lambda before=before: digest_of(ctl, "flags") != before)
-        current = ctl.source("flags")["status"]["artifact"]["path"]  # type: ignore[index]
+        current = status(ctl, "flags")["artifact"]["path"]
         assert keys(private_moto_server, bucket) == [current]  # GC removed the older ones
 
         ctl.delete("flags")
@@ -77,18 +84,18 @@ async def test_s3_outage_keeps_the_last_artifact_published_and_recovers(
     async with run_controller(k8s, *s3_flags(private_moto_server, bucket, tmp_path)) as ctl:
         ctl.create(source("flags", origin.url("/flags")))
         await ctl.wait_for(ready(ctl, "flags"))
-        good = ctl.source("flags")["status"]["artifact"]  # type: ignore[index]
+        good = status(ctl, "flags")["artifact"]
 
         origin.set("/flags", body=b"newer", etag='"n"')
         private_moto_server.pause()
         try:
             ctl.enqueue("flags")
             failed = await ctl.wait_for(ready(ctl, "flags", "False"), timeout=20)
-            assert condition(ctl.source("flags"), "Reconciling")["reason"] == (  # type: ignore[index]
-                "ProgressingWithRetry"
-            )
+            reconciling = condition(ctl.source("flags"), "Reconciling")
+            assert reconciling is not None
+            assert reconciling["reason"] == "ProgressingWithRetry"
             assert failed["reason"].startswith("Storage")
-            assert ctl.artifact("flags")["status"]["artifact"] == good  # type: ignore[index]
+            assert status(ctl.artifact("flags"))["artifact"] == good
         finally:
             private_moto_server.resume()
         await ctl.wait_for(
@@ -130,7 +137,7 @@ async def test_s3_generator_publishes_then_only_asks_whether_the_object_changed(
     async with run_controller(k8s) as ctl:
         ctl.create(manifest)
         await ctl.wait_for(ready(ctl, "obj"))
-        first = ctl.source("obj")["status"]["artifact"]  # type: ignore[index]
+        first = status(ctl, "obj")["artifact"]
         _, blob = await download(first["url"])
         assert hashlib.sha256(blob).hexdigest() == first["digest"].split(":")[1]
         assert extract_like_flux(blob, first["digest"]) == {"flags/data.json": b'{"v": 1}'}

@@ -10,6 +10,8 @@ from kr8s.asyncio import Api
 from tests.harness import Emulator
 from tests.unit.harness.clients import Widget, make_widget, read_watch, summary
 
+pytestmark = pytest.mark.looptime
+
 
 async def until_watching(emulator: Emulator, streams: int = 1) -> None:
     async with asyncio.timeout(5):
@@ -33,7 +35,6 @@ async def test_fresh_watch_lists_then_follows(widgets: Emulator, kube_api: Api) 
     assert rvs[-1] == widgets.resource_version
 
 
-@pytest.mark.looptime
 async def test_watch_from_a_resource_version_sends_only_later_events(
     widgets: Emulator, kube_api: Api
 ) -> None:
@@ -47,7 +48,6 @@ async def test_watch_from_a_resource_version_sends_only_later_events(
     assert summary(events) == [("MODIFIED", "a"), ("ADDED", "b")]
 
 
-@pytest.mark.looptime
 async def test_selector_transitions_become_added_and_deleted(
     widgets: Emulator, kube_api: Api
 ) -> None:
@@ -65,7 +65,6 @@ async def test_selector_transitions_become_added_and_deleted(
     assert summary(events) == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
 
 
-@pytest.mark.looptime
 async def test_field_selector_on_watch(widgets: Emulator, kube_api: Api) -> None:
     await make_widget(kube_api, "a")
     await make_widget(kube_api, "b")
@@ -75,7 +74,6 @@ async def test_field_selector_on_watch(widgets: Emulator, kube_api: Api) -> None
     assert summary(events) == [("ADDED", "b")]
 
 
-@pytest.mark.looptime
 async def test_timeout_seconds_ends_the_stream(widgets: Emulator, kube_api: Api) -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -86,7 +84,6 @@ async def test_timeout_seconds_ends_the_stream(widgets: Emulator, kube_api: Api)
     assert loop.time() - start == pytest.approx(300, abs=1)
 
 
-@pytest.mark.looptime
 async def test_periodic_bookmarks_carry_the_current_resource_version(
     widgets: Emulator, kube_api: Api
 ) -> None:
@@ -119,7 +116,6 @@ async def test_bookmark_on_demand_and_only_when_allowed(widgets: Emulator, kube_
     assert await without == []
 
 
-@pytest.mark.looptime
 async def test_compacted_resource_version_gets_410(widgets: Emulator, kube_api: Api) -> None:
     obj = await make_widget(kube_api, "a")
     old = obj.raw["metadata"]["resourceVersion"]
@@ -158,7 +154,6 @@ async def test_kr8s_watch_works(widgets: Emulator, kube_api: Api) -> None:
     assert seen == [("ADDED", "a", "1")]
 
 
-@pytest.mark.looptime
 async def test_stream_ends_when_the_client_goes_away(widgets: Emulator, kube_api: Api) -> None:
     await make_widget(kube_api, "a")
 

@@ -11,6 +11,8 @@ from kr8s.asyncio import Api
 from tests.harness import Emulator
 from tests.unit.harness.clients import make_widget, read_watch, summary
 
+pytestmark = pytest.mark.looptime
+
 ONE_SECOND = {"timeoutSeconds": "1"}
 
 
@@ -21,7 +23,6 @@ async def list_status(api: Api) -> int:
         return response.status_code
 
 
-@pytest.mark.looptime
 async def test_a_gone_script_answers_the_next_watch_with_410_once(
     widgets: Emulator, kube_api: Api
 ) -> None:
@@ -38,7 +39,6 @@ async def test_a_gone_script_answers_the_next_watch_with_410_once(
     assert summary(second) == [("ADDED", "a")]
 
 
-@pytest.mark.looptime
 async def test_a_close_script_counts_down_and_only_hits_its_resource(
     widgets: Emulator, kube_api: Api
 ) -> None:
@@ -62,7 +62,6 @@ async def test_a_close_script_counts_down_and_only_hits_its_resource(
     assert summary(normal) == [("ADDED", "a")]
 
 
-@pytest.mark.looptime
 async def test_a_silent_watch_sends_no_events_nor_bookmarks_until_its_timeout(
     widgets: Emulator, kube_api: Api
 ) -> None:
@@ -97,7 +96,6 @@ async def test_a_silent_watch_ends_when_the_server_closes_watches(
     assert await asyncio.wait_for(watch, 5) == []
 
 
-@pytest.mark.looptime
 async def test_clear_faults_withdraws_errors_and_scripts(widgets: Emulator, kube_api: Api) -> None:
     a = await make_widget(kube_api, "a")
     widgets.inject_error(503, verb="list", resource="widgets", times=None)
@@ -119,7 +117,6 @@ def test_an_unknown_script_is_refused(k8s: Emulator) -> None:
         k8s.script_watches("slow")
 
 
-@pytest.mark.looptime
 async def test_requests_of_counts_by_verb_and_resource(widgets: Emulator, kube_api: Api) -> None:
     widgets.clear_log()
     await make_widget(kube_api, "a")

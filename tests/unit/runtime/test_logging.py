@@ -13,8 +13,9 @@ import structlog
 from controller.logging import reconcile_context, setup_logging
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
+    """Every test here reconfigures logging: put the process's configuration back."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield
@@ -23,7 +24,6 @@ def restore_logging() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-@pytest.mark.usefixtures("restore_logging")
 def test_json_lines_carry_namespace_name_and_reconcile_id() -> None:
     out = io.StringIO()
     setup_logging(level="info", encoding=None, stream=out)
@@ -43,7 +43,6 @@ def test_json_lines_carry_namespace_name_and_reconcile_id() -> None:
     assert lines[1]["event"] == "stdlib line"
 
 
-@pytest.mark.usefixtures("restore_logging")
 def test_console_encoding_is_not_json() -> None:
     out = io.StringIO()
     setup_logging(level="debug", encoding="console", stream=out)

@@ -16,6 +16,8 @@ from controller.runtime.ratelimit import ItemExponentialLimiter
 from controller.runtime.worker import Key, Result, run_worker
 from controller.runtime.workqueue import WorkQueue
 
+pytestmark = pytest.mark.looptime
+
 KEY = ObjectKey("ns", "a")
 _names = itertools.count()
 
@@ -47,7 +49,6 @@ def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-@pytest.mark.looptime
 async def test_success_forgets_the_key() -> None:
     outcomes = iter([Result(retry=True), Result(retry=True), Result()])
 
@@ -63,7 +64,6 @@ async def test_success_forgets_the_key() -> None:
     assert metric("controller_runtime_reconcile_total", controller=name, result="success") == 1
 
 
-@pytest.mark.looptime
 async def test_retry_backs_off_exponentially_and_honours_retry_after() -> None:
     times: list[float] = []
     outcomes = iter(
@@ -81,7 +81,6 @@ async def test_retry_backs_off_exponentially_and_honours_retry_after() -> None:
     assert gaps == [1, 2, 30]
 
 
-@pytest.mark.looptime
 async def test_requeue_after_schedules_the_next_run_and_resets_backoff() -> None:
     times: list[float] = []
     outcomes = iter([Result(retry=True), Result(requeue_after=20), Result(retry=True), Result()])
@@ -97,7 +96,6 @@ async def test_requeue_after_schedules_the_next_run_and_resets_backoff() -> None
     assert gaps == [1, 20, 1]  # the retry after requeue_after starts from the base again
 
 
-@pytest.mark.looptime
 async def test_a_crashing_reconcile_is_logged_retried_and_the_worker_survives() -> None:
     calls: list[float] = []
 
@@ -122,7 +120,6 @@ async def test_a_crashing_reconcile_is_logged_retried_and_the_worker_survives() 
     assert metric("controller_runtime_reconcile_errors_total", controller=name) == 2
 
 
-@pytest.mark.looptime
 async def test_the_worker_stops_taking_keys_once_the_queue_shuts_down() -> None:
     times: list[float] = []
     async with worker(runs_at(times), f"w{next(_names)}") as queue:

@@ -10,6 +10,8 @@ import pytest
 from controller.runtime.ratelimit import ItemExponentialLimiter, MaxOfLimiter
 from controller.runtime.workqueue import ShutDown, WorkQueue
 
+pytestmark = pytest.mark.looptime
+
 _names = itertools.count()
 
 
@@ -28,7 +30,6 @@ async def drain_ready(queue: WorkQueue[str]) -> list[str]:
     return got
 
 
-@pytest.mark.looptime
 async def test_dedup_while_queued() -> None:
     queue = make_queue()
     for _ in range(5):
@@ -38,7 +39,6 @@ async def test_dedup_while_queued() -> None:
     assert await drain_ready(queue) == ["a", "b"]
 
 
-@pytest.mark.looptime
 async def test_fifo_order() -> None:
     queue = make_queue()
     for key in ["c", "a", "b"]:
@@ -46,7 +46,6 @@ async def test_fifo_order() -> None:
     assert await drain_ready(queue) == ["c", "a", "b"]
 
 
-@pytest.mark.looptime
 async def test_processing_key_is_not_handed_out_again_before_done() -> None:
     queue = make_queue()
     queue.add("a")
@@ -60,7 +59,6 @@ async def test_processing_key_is_not_handed_out_again_before_done() -> None:
     assert await queue.get() == "a"
 
 
-@pytest.mark.looptime
 async def test_many_readds_while_processing_run_once_more() -> None:
     queue = make_queue()
     queue.add("a")
@@ -72,7 +70,6 @@ async def test_many_readds_while_processing_run_once_more() -> None:
     assert len(queue) == 0
 
 
-@pytest.mark.looptime
 async def test_eight_workers_never_touch_one_key_at_once(looptime: float) -> None:
     queue = make_queue()
     in_flight: set[str] = set()
@@ -109,7 +106,6 @@ async def test_eight_workers_never_touch_one_key_at_once(looptime: float) -> Non
     assert all(count >= 10 for count in runs.values())
 
 
-@pytest.mark.looptime
 async def test_add_after_fires_after_the_delay() -> None:
     queue = make_queue()
     loop = asyncio.get_running_loop()
@@ -120,7 +116,6 @@ async def test_add_after_fires_after_the_delay() -> None:
     assert loop.time() - start == pytest.approx(5)
 
 
-@pytest.mark.looptime
 async def test_add_after_keeps_the_earliest_deadline() -> None:
     queue = make_queue()
     loop = asyncio.get_running_loop()
@@ -136,7 +131,6 @@ async def test_add_after_keeps_the_earliest_deadline() -> None:
             await queue.get()
 
 
-@pytest.mark.looptime
 async def test_due_key_already_queued_is_deduplicated() -> None:
     queue = make_queue()
     queue.add("a")
@@ -145,7 +139,6 @@ async def test_due_key_already_queued_is_deduplicated() -> None:
     assert await drain_ready(queue) == ["a"]
 
 
-@pytest.mark.looptime
 async def test_add_rate_limited_backs_off_exponentially_and_forget_resets() -> None:
     queue = make_queue(base=1.0, cap=300.0)
     loop = asyncio.get_running_loop()
@@ -166,7 +159,6 @@ async def test_add_rate_limited_backs_off_exponentially_and_forget_resets() -> N
     assert loop.time() - start == pytest.approx(1)
 
 
-@pytest.mark.looptime
 async def test_add_rate_limited_honours_a_longer_min_delay() -> None:
     queue = make_queue(base=1.0)
     loop = asyncio.get_running_loop()
@@ -176,7 +168,6 @@ async def test_add_rate_limited_honours_a_longer_min_delay() -> None:
     assert loop.time() - start == pytest.approx(42)
 
 
-@pytest.mark.looptime
 async def test_shutdown_ignores_adds_and_cancels_delays() -> None:
     queue = make_queue()
     queue.add_after("late", 5)
@@ -190,7 +181,6 @@ async def test_shutdown_ignores_adds_and_cancels_delays() -> None:
         await queue.get()
 
 
-@pytest.mark.looptime
 async def test_get_after_shutdown_drains_queued_keys_then_reports_shutdown() -> None:
     queue = make_queue()
     queue.add("a")
@@ -202,7 +192,6 @@ async def test_get_after_shutdown_drains_queued_keys_then_reports_shutdown() -> 
         await queue.get()
 
 
-@pytest.mark.looptime
 async def test_shutdown_wakes_waiting_getters() -> None:
     queue = make_queue()
     getters = [asyncio.create_task(queue.get()) for _ in range(3)]
@@ -212,7 +201,6 @@ async def test_shutdown_wakes_waiting_getters() -> None:
     assert all(isinstance(r, ShutDown) for r in results)
 
 
-@pytest.mark.looptime
 async def test_shutdown_with_drain_waits_for_processing_keys() -> None:
     queue = make_queue()
     loop = asyncio.get_running_loop()
@@ -224,7 +212,6 @@ async def test_shutdown_with_drain_waits_for_processing_keys() -> None:
     assert loop.time() - start == pytest.approx(7)
 
 
-@pytest.mark.looptime
 async def test_cancelled_getter_does_not_swallow_a_key() -> None:
     queue = make_queue()
     cancelled = asyncio.create_task(queue.get())

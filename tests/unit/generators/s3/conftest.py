@@ -1,4 +1,7 @@
-"""Helpers for the s3 generator tests: a generator, requests for a moto server's objects."""
+"""Helpers for the s3 generator tests: a generator, requests for a moto server's objects.
+
+`spool_dir` comes from the generators' conftest one folder up.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +21,6 @@ from tests.fixtures.s3 import MotoServer
 @pytest.fixture(autouse=True)
 def _isolated_aws_env(s3_default_chain_env: None) -> None:
     """No test here may read a developer's ~/.aws or ask instance metadata."""
-
-
-@pytest.fixture
-def spool_dir(tmp_path: pathlib.Path) -> pathlib.Path:
-    directory = tmp_path / "spool"
-    directory.mkdir()
-    return directory
 
 
 @pytest_asyncio.fixture

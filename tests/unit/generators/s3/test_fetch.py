@@ -7,7 +7,7 @@ import pytest
 from generators.base import Fetched, FetchError, NotModified, Validators
 from generators.s3 import S3Generator
 from tests.fixtures.s3 import MotoServer
-from tests.unit.generators_s3.conftest import request_for
+from tests.unit.generators.s3.conftest import request_for
 
 
 async def _fetched(

@@ -10,7 +10,7 @@ import pytest
 from storage.backend import StorageError
 from storage.s3 import S3Backend, S3Settings
 from tests.fixtures.s3 import MotoServer
-from tests.unit.storage_s3.conftest import MakeBackend, read_all, write_credentials
+from tests.unit.storage.s3.conftest import MakeBackend, read_all, write_credentials
 
 KEY = "externalsource/default/flags/" + "c" * 64 + ".tar.gz"
 

@@ -11,7 +11,7 @@ import pytest
 
 from storage.backend import StorageError
 from tests.fixtures.s3 import MotoServer
-from tests.unit.storage_s3.conftest import MakeBackend
+from tests.unit.storage.s3.conftest import MakeBackend
 
 MIB = 1024 * 1024
 KEY = "externalsource/default/big/" + "b" * 64 + ".tar.gz"

@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from tests.fixtures.s3 import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MotoServer
-from tests.unit.storage_s3.conftest import MakeBackend, read_all, write_credentials
+from tests.unit.storage.s3.conftest import MakeBackend, read_all, write_credentials
 
 KEY = "externalsource/default/flags/" + "a" * 64 + ".tar.gz"
 
