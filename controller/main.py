@@ -32,6 +32,7 @@ import structlog
 
 from controller.config import PROG, Config, ConfigError, load_config
 from controller.logging import setup_logging
+from controller.runtime.client import CredentialsError
 from controller.runtime.kube import KubeApis
 from controller.runtime.manager import Manager, StartupError, Wiring
 
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None, *, build: Build | None = None) -> No
     _route_kr8s_version_warning()
     try:
         asyncio.run(run(config, environ, build=build))
-    except StartupError as exc:
+    except (StartupError, CredentialsError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         sys.exit(2)
 

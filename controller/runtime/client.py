@@ -79,6 +79,10 @@ class ApiError(Exception):
         return self.status is None or self.status >= 500 or self.status in (401, 403, 429)
 
 
+class CredentialsError(Exception):
+    """No usable credentials at start-up (one line for the user)."""
+
+
 class Credentials:
     """kr8s's credentials for the process, re-read at most once per rotation."""
 
@@ -100,8 +104,14 @@ class Credentials:
         # kr8s's Api is only the holder of its KubeAuth here: no request, no version check
         holder = Kr8sApi(bypass_factory=True, url=url, kubeconfig=kubeconfig, namespace=namespace)
         credentials = cls(holder.auth)
-        await credentials._auth.reauthenticate()
-        credentials._ssl = await credentials._auth.ssl_context()
+        try:
+            await credentials._auth.reauthenticate()
+            credentials._ssl = await credentials._auth.ssl_context()
+        except (OSError, ValueError, KeyError, ssl.SSLError) as exc:
+            raise CredentialsError(
+                f"no usable Kubernetes credentials ({exc}): set KUBECONFIG to a kubeconfig "
+                "file, or run in a pod with a service account"
+            ) from None
         return credentials
 
     @property

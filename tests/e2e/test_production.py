@@ -101,7 +101,7 @@ def test_every_replica_answers_downloads_and_a_handover_costs_at_most_a_lease(
     assert not pending, f"never served again by the survivor: {pending}"
     window = (failed_at[-1] - started) if failed_at else 0.0
     assert window < LEASE_SECONDS + 4, f"downloads failed for {window:.1f}s after the SIGTERM"
-    assert survivor.is_leader()
+    wait_for(survivor.is_leader, timeout=LEASE_SECONDS * 3, what="the survivor to lead")
     for name in names:  # rebuilt (memory) or found (shared) under the same revision
         status = get_source(control_plane, ns, name)["status"]  # type: ignore[index]
         assert status["artifact"]["revision"] == artifacts[name]["revision"]
