@@ -19,13 +19,12 @@ every user sees (`_route_kr8s_version_warning`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 import structlog
@@ -34,10 +33,7 @@ from controller.config import PROG, Config, ConfigError, load_config
 from controller.logging import setup_logging
 from controller.runtime.client import CredentialsError
 from controller.runtime.kube import KubeApis
-from controller.runtime.manager import Manager, StartupError, Wiring
-
-#: `controller.wiring.build`'s shape: (config, manager) -> async context manager of Wiring
-Build = Callable[[Config, Manager], contextlib.AbstractAsyncContextManager[Wiring]]
+from controller.runtime.manager import Manager, StartupError
 
 log = structlog.get_logger(__name__)
 
@@ -69,8 +65,8 @@ def _route_kr8s_version_warning() -> None:
     warnings.showwarning = showwarning
 
 
-def main(argv: Sequence[str] | None = None, *, build: Build | None = None) -> None:
-    """The console script; `build` replaces `controller.wiring.build` (process tests)."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console script."""
     environ = dict(os.environ)
     try:
         config = load_config(sys.argv[1:] if argv is None else argv, environ)
@@ -80,18 +76,15 @@ def main(argv: Sequence[str] | None = None, *, build: Build | None = None) -> No
     setup_logging(level=config.controller.log_level, encoding=config.controller.log_encoding)
     _route_kr8s_version_warning()
     try:
-        asyncio.run(run(config, environ, build=build))
+        asyncio.run(run(config, environ))
     except (StartupError, CredentialsError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         sys.exit(2)
 
 
-async def run(config: Config, environ: Mapping[str, str], *, build: Build | None = None) -> None:
+async def run(config: Config, environ: Mapping[str, str]) -> None:
     """Run the controller until SIGTERM/SIGINT."""
-    if build is None:
-        from controller import wiring  # noqa: PLC0415 - the heavy reconciler side; --help stays fast
-
-        build = wiring.build
+    from controller import wiring  # noqa: PLC0415 - the heavy reconciler side; --help stays fast
 
     settings = config.controller
     apis = await KubeApis.connect(
@@ -102,7 +95,7 @@ async def run(config: Config, environ: Mapping[str, str], *, build: Build | None
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, manager.stop)
-        async with build(config, manager) as wired:
+        async with wiring.build(config, manager) as wired:
             await manager.run(wired)
     finally:
         await apis.aclose()

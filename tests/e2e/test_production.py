@@ -4,6 +4,7 @@ without a fetch, and status says what a user waiting on it needs."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import Any
@@ -383,3 +384,32 @@ def test_a_watched_secret_change_reconciles_its_sources_at_once(
     ]
     assert reads == []  # served from the watch cache
     assert controller.log_events("API Priority and Fairness detected; client-side rate limit off")
+
+
+def test_a_killed_leader_is_replaced_once_its_lease_expires(
+    control_plane: ControlPlane,
+    controller_identity: ControllerIdentity,
+    make_controller: MakeController,
+    e2e_namespace: str,
+    e2e_origin: ThreadedOrigin,
+) -> None:
+    """SIGKILL releases nothing: the follower waits out the lease duration (never less, so two
+    leaders never overlap), then leads and reconciles."""
+    ns = e2e_namespace
+    replicas = [make_controller(*ELECTION, wait=False) for _ in "ab"]
+    leader = wait_for(lambda: _sole_leader(replicas), timeout=30, what="one leader")
+    (follower,) = [r for r in replicas if r is not leader]
+    e2e_origin.set("/k", body=b"1", etag='"1"')
+    control_plane.apply(external_source("k", namespace=ns, url=e2e_origin.url("/k")))
+    first = wait_condition(control_plane, ns, "k")["status"]["artifact"]["revision"]
+
+    leader.stop(sig=signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(follower.is_leader, timeout=LEASE_SECONDS * 4, what="the follower to lead")
+    assert time.monotonic() - killed >= LEASE_SECONDS - 1.0  # it waited for the expiry
+    lease = control_plane.get(_lease_path(controller_identity))
+    assert lease is not None
+    assert lease["spec"]["holderIdentity"] == _identity(follower)
+    e2e_origin.set("/k", body=b"2", etag='"2"')
+    request_reconcile(control_plane, ns, "k")
+    wait_revision(control_plane, ns, "k", not_revision=first)
