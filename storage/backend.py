@@ -16,6 +16,8 @@ from typing import IO
 
 import attrs
 
+from storage import reasons
+
 
 @attrs.frozen
 class ObjectInfo:
@@ -31,7 +33,7 @@ class StorageError(Exception):
     retry_after: float | None = None
 
     def __init__(
-        self, message: str, *, reason: str = "StorageOperationFailed", transient: bool = True
+        self, message: str, *, reason: str = reasons.OPERATION_FAILED, transient: bool = True
     ) -> None:
         super().__init__(message)
         self.message = message

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from storage import reasons
 from storage.backend import StorageBackend, StorageError
 from storage.filesystem import FilesystemBackend
 from storage.memory import MemoryBackend
@@ -35,7 +36,7 @@ def create_backend(settings: StorageSettings, **extra: Any) -> InstrumentedBacke
         raise StorageError(
             f"storage backend {settings.storage_backend!r} is not available"
             f" (available: {', '.join(sorted(BACKENDS))})",
-            reason="StorageBackendUnavailable",
+            reason=reasons.BACKEND_UNAVAILABLE,
             transient=False,
         )
     return InstrumentedBackend(constructor(settings, **extra))

@@ -33,7 +33,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storage import s3_errors
+from storage import reasons, s3_errors
 from storage.backend import ObjectInfo, StorageBackend, StorageError
 from storage.naming import check_key
 from storage.s3_settings import S3Settings, static_credentials
@@ -56,7 +56,7 @@ class S3Backend(StorageBackend):
         if not settings.s3_bucket:
             raise StorageError(
                 "the s3 storage backend needs a bucket (--s3-bucket)",
-                reason=s3_errors.REQUEST_REJECTED,
+                reason=reasons.REQUEST_REJECTED,
                 transient=False,
             )
         self._settings = settings
@@ -176,7 +176,7 @@ class S3Backend(StorageBackend):
         try:
             return self._prefix + check_key(key)
         except ValueError as exc:
-            raise StorageError(str(exc), reason="InvalidKey", transient=False) from None
+            raise StorageError(str(exc), reason=reasons.INVALID_KEY, transient=False) from None
 
     async def _client_for(self, operation: str) -> Any:
         async with self._lock:

@@ -21,16 +21,17 @@ from botocore.exceptions import ClientError
 
 from s3common import Kind, diagnose
 from storage.backend import StorageError
-from storage.s3_settings import INVALID_CREDENTIALS
-
-BUCKET_NOT_FOUND: Final = "BucketNotFound"
-ACCESS_DENIED: Final = "AccessDenied"
-REQUEST_REJECTED: Final = "StorageRequestRejected"
-TLS_VERIFICATION_FAILED: Final = "TLSVerificationFailed"
-THROTTLED: Final = "StorageThrottled"
-UNAVAILABLE: Final = "StorageUnavailable"
-TIMEOUT: Final = "StorageTimeout"
-OPERATION_FAILED: Final = "StorageOperationFailed"
+from storage.reasons import (
+    ACCESS_DENIED,
+    BUCKET_NOT_FOUND,
+    INVALID_CREDENTIALS,
+    OPERATION_FAILED,
+    REQUEST_REJECTED,
+    THROTTLED,
+    TIMEOUT,
+    TLS_VERIFICATION_FAILED,
+    UNAVAILABLE,
+)
 
 _REJECTED = (REQUEST_REJECTED, "the endpoint rejected the request ({code}, HTTP {status})", False)
 

@@ -15,12 +15,11 @@ import pathlib
 
 import attrs
 
+from storage import reasons
 from storage.backend import StorageError
 
 #: S3's smallest allowed multipart part (every part but the last)
 MIN_PART_SIZE = 5 * 1024 * 1024
-
-INVALID_CREDENTIALS = "InvalidCredentials"
 
 
 @attrs.frozen
@@ -138,14 +137,14 @@ def static_credentials(settings: S3Settings) -> tuple[str, str] | None:
         raise StorageError(
             f"cannot read S3 credentials from {directory} (--s3-credentials-dir):"
             f" {exc.strerror or type(exc).__name__} ({exc.filename})",
-            reason=INVALID_CREDENTIALS,
+            reason=reasons.INVALID_CREDENTIALS,
             transient=False,
         ) from None
     if not access_key or not secret_key:
         raise StorageError(
             f"S3 credentials in {directory} (--s3-credentials-dir):"
             " accesskey or secretkey is empty",
-            reason=INVALID_CREDENTIALS,
+            reason=reasons.INVALID_CREDENTIALS,
             transient=False,
         )
     return access_key, secret_key

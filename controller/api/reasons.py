@@ -3,7 +3,7 @@
 Flux's names are used wherever Flux has one, so `flux`-style tooling, kstatus
 and users' alerting rules read our conditions like any other Flux source's.
 The leaf rooms keep the reasons they raise next to their errors
-(`generators/reasons.py`, `hooks/spec.py`, `storage/`); the ones the
+(`generators/reasons.py`, `hooks/spec.py`, `storage/reasons.py`); the ones the
 controller itself sets, and every condition type, live here. docs/api.md lists
 each of them (a test keeps the two in step). API names (group, kinds,
 finalizer, annotations) are in `controller.api.names`.
