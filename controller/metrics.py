@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from controller.api.names import KIND
+
 RECONCILE_TOTAL = Counter(
     "externalsource_reconcile_total",
     "Reconciles of ExternalSources by result "
@@ -55,8 +57,6 @@ ARTIFACT_SIZE = Gauge(
     "Size of the published artifact of each ExternalSource.",
     ["namespace", "name"],
 )
-
-KIND = "ExternalSource"
 
 
 def observe(*, namespace: str, name: str, result: str, seconds: float) -> None:
