@@ -40,6 +40,7 @@ from generators.base import (
 from generators.requests import S3ObjectRequest
 from generators.s3_clients import ClientPool, endpoint_host
 from generators.spool import spool
+from s3common import error_code
 
 log = structlog.get_logger(__name__)
 
@@ -150,7 +151,7 @@ class _Exchange:
         try:
             answer = await self._client.get_object(**self._target, **conditional)
         except ClientError as exc:
-            if previous and s3_errors.error_code(exc)[1] == 304:
+            if previous and error_code(exc)[1] == 304:
                 return NotModified(previous)
             raise s3_errors.classify(exc, where=self._where) from None
         except _FAILURES as exc:

@@ -80,12 +80,6 @@ _MEANING: Final[dict[Kind, tuple[str, str, bool]]] = {
 }
 
 
-def error_code(exc: ClientError) -> tuple[str, int]:
-    """The S3 error code and HTTP status of an answer (see `s3common.error_code`)."""
-    failure = diagnose(exc)
-    return failure.code, failure.status
-
-
 def is_retryable(exc: ClientError) -> bool:
     """Throttling or a failing server: worth asking again (a 4xx is not)."""
     return diagnose(exc).kind in (Kind.THROTTLED, Kind.SERVER_FAILED)
