@@ -1,4 +1,4 @@
-"""`externalsource`: the user's offline command line (SPEC §13).
+"""`externalsource`: the user's command line (docs/user-guide.md).
 
 `cli.py` only builds the argument parser and dispatches: each subcommand is a
 `register(subparsers)` function that adds its parser and sets `run`, listed in

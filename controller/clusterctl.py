@@ -34,13 +34,14 @@ import httpx
 from kr8s._api import Api
 from kr8s._exceptions import APITimeoutError
 
+from controller.api import names
 from controller.api.durations import parse_duration
 from controller.api.names import GROUP, PLURAL, REQUESTED_AT_ANNOTATION, VERSION
 
 #: one request's deadline (the command's own --timeout bounds the wait as a whole)
 REQUEST_TIMEOUT = httpx.Timeout(15.0, connect=10.0)
 POLL_INTERVAL = 0.5
-KIND = "ExternalSource"
+KIND = names.KIND
 
 
 class CommandError(Exception):

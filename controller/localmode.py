@@ -29,7 +29,7 @@ import anyio
 import attrs
 
 from controller import redaction
-from controller.api import yamlload
+from controller.api import names, yamlload
 from controller.api.parsing import SpecError, parse_spec
 from controller.fetchrequest import SecretNotFoundError, build_request, decode_secret
 from controller.pipeline import Produced, produce
@@ -136,7 +136,7 @@ async def fetch(
     whitelist_file: str | None = None,
     settings: GeneratorSettings | None = None,
 ) -> LocalResult:
-    sources = [d for d in load_documents(source_file) if d.get("kind") == "ExternalSource"]
+    sources = [d for d in load_documents(source_file) if d.get("kind") == names.KIND]
     if len(sources) != 1:
         raise LocalModeError(
             f"{source_file}: expected exactly one ExternalSource, found {len(sources)}"

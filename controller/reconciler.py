@@ -35,7 +35,6 @@ from __future__ import annotations
 import enum
 import random
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -50,6 +49,7 @@ from controller.api.parsing import parse_spec
 from controller.children import ExternalArtifactSync
 from controller.events import EventRecorder
 from controller.fetchrequest import SecretReader, build_request
+from controller.logging import reconcile_context
 from controller.patches import apply, merge_diff
 from controller.pipeline import CelCache, Failure, Produced, produce
 from controller.progress import ProgressReport
@@ -123,12 +123,7 @@ class Reconciler:
 
     async def reconcile(self, key: Key) -> Result:
         started = time.perf_counter()
-        with (
-            structlog.contextvars.bound_contextvars(
-                namespace=key.namespace, name=key.name, reconcile_id=uuid.uuid4().hex[:12]
-            ),
-            redaction.scope(),
-        ):
+        with reconcile_context(key.namespace, key.name), redaction.scope():
             try:
                 outcome, result = await self._reconcile(key)
             except ApiError as err:

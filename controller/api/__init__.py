@@ -9,7 +9,6 @@ as it is.
 from controller.api.models import (
     Artifact,
     Condition,
-    ExternalArtifact,
     ExternalSource,
     ExternalSourceSpec,
     ExternalSourceStatus,
@@ -26,7 +25,6 @@ from controller.api.wire import from_wire, to_wire
 __all__ = [
     "Artifact",
     "Condition",
-    "ExternalArtifact",
     "ExternalSource",
     "ExternalSourceSpec",
     "ExternalSourceStatus",

@@ -1,4 +1,5 @@
-"""Typed models of the ExternalSource API and of the ExternalArtifact we publish.
+"""Typed models of the ExternalSource API (the reconciler works on them; the ExternalArtifact is
+built as plain JSON by `controller.children`, which owns only a few of its fields).
 
 attrs classes with snake_case attributes; `controller.api.wire` maps them to
 the camelCase wire form (a field whose wire name is not plain camelCase says
@@ -213,34 +214,3 @@ class ExternalSource:
     metadata: ObjectMeta = attrs.field(factory=ObjectMeta)
     spec: ExternalSourceSpec
     status: ExternalSourceStatus = attrs.field(factory=ExternalSourceStatus)
-
-
-# --- ExternalArtifact (source.toolkit.fluxcd.io/v1, owned by Flux) --------
-
-
-@attrs.frozen(kw_only=True)
-class NamespacedObjectKindReference:
-    api_version: str | None = None
-    kind: str
-    name: str
-    namespace: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class ExternalArtifactSpec:
-    source_ref: NamespacedObjectKindReference | None = None
-
-
-@attrs.frozen(kw_only=True)
-class ExternalArtifactStatus:
-    artifact: Artifact | None = None
-    conditions: list[Condition] = attrs.field(factory=list)
-
-
-@attrs.frozen(kw_only=True)
-class ExternalArtifact:
-    api_version: str = names.EXTERNAL_ARTIFACT_API_VERSION
-    kind: str = names.EXTERNAL_ARTIFACT_KIND
-    metadata: ObjectMeta = attrs.field(factory=ObjectMeta)
-    spec: ExternalArtifactSpec = attrs.field(factory=ExternalArtifactSpec)
-    status: ExternalArtifactStatus = attrs.field(factory=ExternalArtifactStatus)

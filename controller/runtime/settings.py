@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from controller.api.names import WATCH_LABEL
+
 
 def _at_least(minimum: float, maximum: float | None = None) -> Any:
     def check(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -112,7 +114,7 @@ class ControllerSettings:
         ),
     )
     watch_configs_label_selector: str = attrs.field(
-        default="reconcile.fluxcd.io/watch=Enabled",
+        default=f"{WATCH_LABEL}=Enabled",
         metadata=_flag(
             "--watch-configs-label-selector",
             "Watch Secrets with these labels: a change reconciles the sources that use them at "

@@ -1,4 +1,4 @@
-"""What the two informers enqueue: the predicates of SPEC §9.
+"""What the informers enqueue: the predicates of docs/architecture.md ("Runtime").
 
 ExternalSource (the key is the object itself): enqueue on add, on a
 `metadata.generation` change (a spec change; status writes do not bump it),

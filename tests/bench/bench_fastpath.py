@@ -1,4 +1,4 @@
-"""Benchmark: cold start and fast-path reconciles (SPEC §15).
+"""Benchmark: cold start and fast-path reconciles (docs/benchmarks.md).
 
 The API server and the origin run in a child process, so the CPU time measured
 here is the controller's own (this process). Steps:
@@ -176,7 +176,7 @@ def main() -> None:
     if args.write_docs:
         table = "\n".join(
             [
-                "| measure | result | SPEC §15 target |",
+                "| measure | result | target |",
                 "|---|---:|---|",
                 f"| cold start: {result['sources']} sources all Ready | "
                 f"{result['cold_start_s']:.2f} s | < 8 s for 1,000 |",

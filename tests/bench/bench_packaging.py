@@ -1,4 +1,4 @@
-"""Packaging benchmark: 100 MiB body → deterministic tar.gz + sha256 (SPEC §15).
+"""Packaging benchmark: 100 MiB body → deterministic tar.gz + sha256 (docs/benchmarks.md).
 
 Run: ``python -m tests.bench.bench_packaging [--size-mib 100] [--write-docs]``
 
@@ -125,7 +125,7 @@ def render(results: list[dict[str, object]], size_mib: int) -> str:
             f"`python -m tests.bench.bench_packaging` — {size_mib} MiB JSON-ish body (seeded) →"
             " deterministic tar.gz + sha256 in one streaming pass (`storage.packaging.package`),"
             f" best of {RUNS} runs, each codec in a fresh subprocess; RSS growth = `VmHWM` after"
-            " packaging minus `VmHWM` after imports. Target (SPEC §15): ≥ 250 MB/s and < 64 MiB"
+            " packaging minus `VmHWM` after imports. Target: ≥ 250 MB/s and < 64 MiB"
             " RSS growth. isal is what the controller uses; stdlib zlib is the fallback when"
             " isal is missing (level 1) and, for reference, zlib's default level 6.",
             "",

@@ -1,6 +1,6 @@
 """Benchmark: the runtime's own cost — workqueue throughput and informer event rate.
 
-SPEC §15 needs ≥ 500 reconciles/s end to end; this measures what the runtime
+The product needs ≥ 500 reconciles/s end to end; this measures what the runtime
 alone takes of that budget, with a reconcile that does nothing:
 
 - workqueue: keys through add → get → reconcile → done via the real workers

@@ -42,7 +42,7 @@ from tests.fixtures.origin import OriginServer
 from tests.fixtures.sidecar import SidecarProcess
 from tests.harness import Emulator
 from tests.integration.conftest import Controller, free_port, run_controller
-from tests.integration.test_reconcile import condition, download, ready, source
+from tests.integration.helpers import condition, download, ready, source
 
 DASHBOARD = CHART / "dashboards" / "externalsource-controller.json"
 RATE_WINDOW = "1m"

@@ -23,7 +23,7 @@ from hooks.runner import HookRunner
 from hooks.whitelist import Whitelist
 from storage.memory import MemoryBackend
 from tests.integration.conftest import NS, run_controller
-from tests.integration.test_reconcile import condition, ready, source
+from tests.integration.helpers import condition, ready, source, status
 
 
 @pytest_asyncio.fixture
@@ -59,7 +59,7 @@ async def test_new_artifact_events_reach_kubernetes_and_flux(
     async with run_controller(k8s, f"--events-addr={url}") as ctl:
         ctl.create(source("flags", origin.url("/flags")))
         await ctl.wait_for(ready(ctl, "flags"))
-        revision = ctl.source("flags")["status"]["artifact"]["revision"]  # type: ignore[index]
+        revision = status(ctl, "flags")["artifact"]["revision"]
         await ctl.wait_for(lambda: len(received) == 2)
     kinds = {e["involvedObject"]["kind"] for e in events(k8s, "NewArtifact")}
     assert kinds == {"ExternalSource", "ExternalArtifact"}

@@ -10,7 +10,6 @@ import cattrs
 import pytest
 
 from controller.api import (
-    ExternalArtifact,
     SpecError,
     from_wire,
     parse_external_source,
@@ -20,7 +19,6 @@ from controller.api.models import (
     Condition,
     ExternalSourceStatus,
     Hook,
-    NamespacedObjectKindReference,
     ObjectMeta,
 )
 from controller.api.validation import Problem
@@ -242,46 +240,3 @@ def test_a_condition_has_the_metav1_shape() -> None:
     with pytest.raises(cattrs.BaseValidationError) as caught:
         from_wire(Condition, {**to_wire(condition), "status": "Maybe"})
     assert "Maybe not in literal" in cattrs.transform_error(caught.value)[0]
-
-
-def test_external_artifact_round_trips_with_all_four_source_ref_fields() -> None:
-    document = {
-        "apiVersion": "source.toolkit.fluxcd.io/v1",
-        "kind": "ExternalArtifact",
-        "metadata": {
-            "name": "flags",
-            "namespace": "apps",
-            "labels": {"app.kubernetes.io/managed-by": "externalsource-controller"},
-            "ownerReferences": [
-                {
-                    "apiVersion": "source.flux.oddkin.co/v1alpha1",
-                    "kind": "ExternalSource",
-                    "name": "flags",
-                    "uid": "6a3c-11",
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "spec": {
-            "sourceRef": {
-                "apiVersion": "source.flux.oddkin.co/v1alpha1",
-                "kind": "ExternalSource",
-                "name": "flags",
-                "namespace": "apps",
-            }
-        },
-        "status": {
-            "artifact": full()["status"]["artifact"],
-            "conditions": full()["status"]["conditions"],
-        },
-    }
-    artifact = from_wire(ExternalArtifact, document)
-    assert artifact.spec.source_ref == NamespacedObjectKindReference(
-        api_version="source.flux.oddkin.co/v1alpha1",
-        kind="ExternalSource",
-        name="flags",
-        namespace="apps",
-    )
-    assert to_wire(artifact) == document
-    assert to_wire(ExternalArtifact())["apiVersion"] == "source.toolkit.fluxcd.io/v1"
