@@ -915,7 +915,10 @@ def main() -> None:
             f"{describe_machine()}\n\nRun: `{command}` (one run, every row from it).\n\n"
             f"{table(result)}\n\nWrites by request (per source): cold start "
             f"{_writes_text(result['cold_start']['writes'], args.sources)}; takeover "
-            f"{_writes_text(result['takeover']['writes'], args.sources)}.\n",
+            f"{_writes_text(result['takeover']['writes'], args.sources)}. Events: "
+            f"{_writes_text(result['cold_start']['event_reasons'], args.sources)} "
+            "(involved object kind, reason). Controller warnings: "
+            f"{_writes_text(result['cold_start']['log_warnings'], 1)}.\n",
         )
 
 
