@@ -30,6 +30,7 @@ import attrs
 
 from controller import redaction
 from controller.api import names, yamlload
+from controller.api.models import ExternalSourceSpec
 from controller.api.parsing import SpecError, parse_spec
 from controller.fetchrequest import SecretNotFoundError, build_request, decode_secret
 from controller.pipeline import Produced, produce
@@ -128,6 +129,30 @@ def _identity(source: Mapping[str, Any], where: str) -> tuple[str, str]:
     return namespace, name
 
 
+def _load_source(source_file: str) -> tuple[str, str, ExternalSourceSpec]:
+    """Namespace, name and typed spec of the one ExternalSource in the file."""
+    sources = [d for d in load_documents(source_file) if d.get("kind") == names.KIND]
+    if len(sources) != 1:
+        raise LocalModeError(
+            f"{source_file}: expected exactly one ExternalSource, found {len(sources)}"
+        )
+    namespace, name = _identity(sources[0], source_file)
+    try:
+        return namespace, name, parse_spec(sources[0].get("spec"))
+    except SpecError as exc:
+        raise LocalModeError(exc.message) from None
+
+
+async def _whitelist(path: str | None) -> Whitelist:
+    """The whitelist file's, or an empty one: every hook is refused, as in the cluster."""
+    if not path:
+        return Whitelist(commands={})
+    try:
+        return Whitelist.parse(await anyio.Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, WhitelistError) as exc:
+        raise LocalModeError(f"--hooks-whitelist {path}: {exc}") from None
+
+
 async def fetch(
     *,
     source_file: str,
@@ -136,25 +161,9 @@ async def fetch(
     whitelist_file: str | None = None,
     settings: GeneratorSettings | None = None,
 ) -> LocalResult:
-    sources = [d for d in load_documents(source_file) if d.get("kind") == names.KIND]
-    if len(sources) != 1:
-        raise LocalModeError(
-            f"{source_file}: expected exactly one ExternalSource, found {len(sources)}"
-        )
-    source = sources[0]
-    namespace, name = _identity(source, source_file)
-    try:
-        spec = parse_spec(source.get("spec"))
-    except SpecError as exc:
-        raise LocalModeError(exc.message) from None
+    namespace, name, spec = _load_source(source_file)
     secrets = FileSecretReader([d for f in secret_files for d in load_documents(f)])
-    whitelist = Whitelist(commands={})  # no whitelist: every hook is refused, as in the cluster
-    if whitelist_file:
-        try:
-            text = await anyio.Path(whitelist_file).read_text(encoding="utf-8")
-            whitelist = Whitelist.parse(text)
-        except (OSError, UnicodeDecodeError, WhitelistError) as exc:
-            raise LocalModeError(f"--hooks-whitelist {whitelist_file}: {exc}") from None
+    whitelist = await _whitelist(whitelist_file)
     # loopback allowed: trying a source against a server on one's own machine is what
     # local mode is for, and no pod's internals sit behind it (docs/security.md)
     settings = settings or GeneratorSettings(allow_loopback=True)

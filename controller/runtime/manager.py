@@ -106,49 +106,11 @@ class Manager:
             ),
             name=CONTROLLER_NAME,
         )
-        self.sources = Informer(
-            api=apis.sources,
-            resource=EXTERNAL_SOURCES,
-            namespace=watch_namespace,
-            label_selector=settings.watch_label_selector,
-            timings=timings,
+        self.sources, self.artifacts, self.secrets = self._informers(
+            apis, watch_namespace=watch_namespace, timings=timings
         )
-        # our children only (not every ExternalArtifact of the cluster), whatever the shard
-        # selector: children of sharded sources need not carry the shard label
-        self.artifacts = Informer(
-            api=apis.artifacts,
-            resource=EXTERNAL_ARTIFACTS,
-            namespace=watch_namespace,
-            label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
-            timings=timings,
-        )
-        self.sources.add_handler(SourceHandler(self.queue.add))
-        self.artifacts.add_handler(ArtifactOwnerHandler(self.queue.add))
-        self.informers: tuple[Informer, ...] = (self.sources, self.artifacts)
-        self.secrets: Informer | None = None
-        if settings.watch_configs_label_selector:
-            self.secrets = Informer(
-                api=apis.secrets,
-                resource=SECRETS,
-                namespace=watch_namespace,
-                label_selector=settings.watch_configs_label_selector,
-                timings=timings,
-            )
-            self.secrets.add_handler(SecretUserHandler(self.queue.add, self.sources.list))
-            self.informers += (self.secrets,)
-        self.elector: LeaderElector | None = None
-        if settings.enable_leader_election:
-            self.elector = LeaderElector(
-                api=apis.leader,
-                name=lease_name(settings.watch_label_selector),
-                namespace=settings.leader_election_namespace
-                or runtime_namespace(environ)
-                or apis.leader.namespace,
-                identity=identity or default_identity(),
-                lease_duration=settings.leader_election_lease_duration,
-                renew_deadline=settings.leader_election_renew_deadline,
-                retry_period=settings.leader_election_retry_period,
-            )
+        self.informers = tuple(i for i in (self.sources, self.artifacts, self.secrets) if i)
+        self.elector = _elector(settings, apis, environ, identity)
         self.health_port: int | None = None
         self.metrics_port: int | None = None
         self._started = asyncio.Event()
@@ -158,6 +120,41 @@ class Manager:
         }
         self._beat = 0.0
         self._terms = 0
+
+    def _informers(
+        self, apis: KubeApis, *, watch_namespace: str | None, timings: WatchTimings | None
+    ) -> tuple[Informer, Informer, Informer | None]:
+        """Sources, our ExternalArtifacts, and the labelled Secrets (when watched)."""
+        settings = self.settings
+        sources = Informer(
+            api=apis.sources,
+            resource=EXTERNAL_SOURCES,
+            namespace=watch_namespace,
+            label_selector=settings.watch_label_selector,
+            timings=timings,
+        )
+        sources.add_handler(SourceHandler(self.queue.add))
+        # our children only (not every ExternalArtifact of the cluster), whatever the shard
+        # selector: children of sharded sources need not carry the shard label
+        artifacts = Informer(
+            api=apis.artifacts,
+            resource=EXTERNAL_ARTIFACTS,
+            namespace=watch_namespace,
+            label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
+            timings=timings,
+        )
+        artifacts.add_handler(ArtifactOwnerHandler(self.queue.add))
+        secrets = None
+        if settings.watch_configs_label_selector:
+            secrets = Informer(
+                api=apis.secrets,
+                resource=SECRETS,
+                namespace=watch_namespace,
+                label_selector=settings.watch_configs_label_selector,
+                timings=timings,
+            )
+            secrets.add_handler(SecretUserHandler(self.queue.add, sources.list))
+        return sources, artifacts, secrets
 
     @property
     def is_leader(self) -> bool:
@@ -312,6 +309,28 @@ class Manager:
             readiness=self._readiness,
             leadership=lambda: "disabled" if self.elector is None else self.elector.is_leader,
         )
+
+
+def _elector(
+    settings: ControllerSettings,
+    apis: KubeApis,
+    environ: Mapping[str, str],
+    identity: str | None,
+) -> LeaderElector | None:
+    """The Lease candidate, with `--enable-leader-election`; one Lease per shard."""
+    if not settings.enable_leader_election:
+        return None
+    return LeaderElector(
+        api=apis.leader,
+        name=lease_name(settings.watch_label_selector),
+        namespace=settings.leader_election_namespace
+        or runtime_namespace(environ)
+        or apis.leader.namespace,
+        identity=identity or default_identity(),
+        lease_duration=settings.leader_election_lease_duration,
+        renew_deadline=settings.leader_election_renew_deadline,
+        retry_period=settings.leader_election_retry_period,
+    )
 
 
 def _synced(informer: Informer) -> Check:
