@@ -25,6 +25,7 @@ from tests.e2e.sources import (
     wait_condition,
     wait_revision,
 )
+from tests.fixtures.s3 import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
 
 LEASE = "externalsource-controller-leader-election"
 LEASE_SECONDS = 4.0
@@ -50,7 +51,26 @@ def _downloads(url: str, digest: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize("storage", ["memory", "filesystem-shared"])
+def _backend_flags(storage: str, tmp_path: Any, request: pytest.FixtureRequest) -> list[str]:
+    if storage == "filesystem-shared":  # a ReadWriteMany volume: one directory for both
+        return [f"--storage-path={tmp_path / 'shared'}"]
+    if storage == "s3":
+        moto = request.getfixturevalue("moto_server")
+        bucket = request.getfixturevalue("s3_bucket")
+        credentials = tmp_path / "s3-credentials"
+        credentials.mkdir()
+        (credentials / "accesskey").write_text(FAKE_ACCESS_KEY)
+        (credentials / "secretkey").write_text(FAKE_SECRET_KEY)
+        return [
+            f"--s3-endpoint={moto.endpoint}",
+            f"--s3-bucket={bucket}",
+            "--s3-path-style",
+            f"--s3-credentials-dir={credentials}",
+        ]
+    return []
+
+
+@pytest.mark.parametrize("storage", ["memory", "filesystem-shared", "s3"])
 def test_every_replica_answers_downloads_and_a_handover_costs_at_most_a_lease(
     storage: str,
     control_plane: ControlPlane,
@@ -58,14 +78,13 @@ def test_every_replica_answers_downloads_and_a_handover_costs_at_most_a_lease(
     e2e_namespace: str,
     e2e_origin: ThreadedOrigin,
     tmp_path: Any,
+    request: pytest.FixtureRequest,
 ) -> None:
     """200 downloads round-robin over two replicas all verify; after SIGTERM of the leader the
     survivor answers again within about one lease duration, with the same revisions."""
     ns = e2e_namespace
-    extra: tuple[str, ...] = ()
-    backend = storage
-    if storage == "filesystem-shared":  # a ReadWriteMany volume: one directory for both
-        backend, extra = "filesystem", (f"--storage-path={tmp_path / 'shared'}",)
+    extra = _backend_flags(storage, tmp_path, request)
+    backend = storage.removesuffix("-shared")
     replicas = [make_controller(*ELECTION, *extra, storage=backend, wait=False) for _ in "ab"]
     leader = wait_for(lambda: _sole_leader(replicas), timeout=30, what="one leader")
     names = ("one", "two", "three")
