@@ -277,10 +277,15 @@ def measure_floor(origin: Origin, count: int) -> dict[str, float]:
 # --- measuring the controller and the API server ---------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads) from /proc/<pid>/stat."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process (all its threads) from /proc/<pid>/stat, seconds."""
     fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads)."""
+    return sum(cpu_split(pid))
 
 
 def machine_busy() -> float:
@@ -717,9 +722,11 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
         window = INTERVAL_S * (1 + JITTER_PERCENT / 100) + spread + 3.0
         profiler = Profiler(profile, "steady", pid)
         window_start = time.monotonic()
-        cpu_w0, busy0 = cpu_seconds(pid), machine_busy()
+        split0, busy0 = cpu_split(pid), machine_busy()
+        cpu_w0 = sum(split0)
         time.sleep(window - (time.monotonic() - checked))
-        cpu_w1, busy1 = cpu_seconds(pid), machine_busy()
+        split1, busy1 = cpu_split(pid), machine_busy()
+        cpu_w1 = sum(split1)
         window_end = time.monotonic()
         profiler.stop()
         rss, hwm = memory_mib(pid)
@@ -738,6 +745,8 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
             "cpu_s": cpu_w1 - cpu_w0,
             "cpu_ms_per_check": (cpu_w1 - cpu_w0) / max(in_window, 1) * 1000,
             "cores": (cpu_w1 - cpu_w0) / (window_end - window_start),
+            "user_s": split1[0] - split0[0],
+            "system_s": split1[1] - split0[1],
             "machine_cores_busy": (busy1 - busy0) / (window_end - window_start),
             "lateness_p50_s": percentile(gaps, 50) if gaps else None,
             "lateness_p99_s": percentile(gaps, 99) if gaps else None,
