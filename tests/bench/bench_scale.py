@@ -25,16 +25,23 @@ E. steady state: from the end of D, a window of interval x (1 + jitter) plus the
    controller's CPU over the window / HEADs in the window. Schedule lateness is measured at
    the origin: per source, (second HEAD - first HEAD) - interval; the controller's jitter
    alone spreads it over ±interval x jitter%, so the target is p99 ≤ jitter + 2 s.
-F. the floor: a subprocess runs a bare aiohttp loop of conditional HEADs (If-None-Match,
-   answered 304) against the same origin; its CPU per request, and ours as a ratio to it.
+F. the floors, from a subprocess against the same origin: a bare aiohttp loop of
+   conditional HEADs (If-None-Match, answered 304) back to back, its CPU per request and ours
+   as a ratio to it; the same HEADs paced at the steady state's rate (N per interval, the
+   loop idle in between, as the controller's checks arrive); the same sleeps without
+   requests (what waking an idle event loop costs on this machine).
 
 With `--profile DIR`, py-spy samples the controller during A and E (raw collapsed stacks
 plus a summary in DIR); the profiler slows the process, so take numbers from a run without.
 
     python -m tests.bench.bench_scale [--sources 1000] [--write-docs] [--profile DIR]
+    python -m tests.bench.bench_scale --results RUN.json --write-docs   # re-render a run
 
-Needs KUBEBUILDER_ASSETS (etcd, kube-apiserver, kube-controller-manager, kubectl), as the
-e2e tier; py-spy (`pip install py-spy`) only for `--profile`.
+Needs the envtest binaries of the e2e tier (etcd, kube-apiserver, kube-controller-manager,
+kubectl) in KUBEBUILDER_ASSETS (default ~/.cache/envtest-assets); py-spy
+(`pip install py-spy`) only for `--profile`. Results go to docs/benchmarks.md with
+`--write-docs` ("Scale on a real API server, N sources"); the reading of them is written
+by hand below those sections.
 """
 
 from __future__ import annotations
@@ -585,10 +592,6 @@ def request_latency(plane: ControlPlane, origin: Origin, i: int) -> float:
     return time.perf_counter() - started
 
 
-def wait_until(probe: Any, *, timeout: float, what: str, interval: float) -> None:
-    wait_for(probe, timeout=timeout, what=what, interval=interval)
-
-
 def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
     assets = pathlib.Path(os.environ.get(ASSETS_VARIABLE) or DEFAULT_ASSETS)
     reason = missing_assets({ASSETS_VARIABLE: str(assets)})
@@ -670,7 +673,7 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
         writes0, plane_cpu0 = write_totals(plane), control_plane_cpu(plane)
         started = time.monotonic()
         fs.start()
-        wait_until(
+        wait_for(
             lambda: origin.stats(started)["get_sources"] == count,
             timeout=max(120.0, count * 0.1),
             what="every source fetched by the filesystem controller",
@@ -697,7 +700,7 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
         started = time.monotonic()
         fs.start()
         pid = pid_of(fs)
-        wait_until(
+        wait_for(
             lambda: origin.stats(started)["head_sources"] == count,
             timeout=max(60.0, count * 0.05),
             what="every source checked after the restart",
