@@ -178,9 +178,25 @@ class EventRecorder:
         self._closed = False
 
     # recording (synchronous, never raises for API reasons) ---------------------------
-    def normal(self, obj: JSON, *, reason: str, message: str, revision: str | None = None) -> None:
-        """Record a Normal event (with Flux's revision annotation when given)."""
-        self._record(obj, type_="Normal", reason=reason, message=message, revision=revision)
+    def normal(
+        self,
+        obj: JSON,
+        *,
+        reason: str,
+        message: str,
+        revision: str | None = None,
+        notification_only: bool = False,
+    ) -> None:
+        """Record a Normal event (with Flux's revision annotation when given); with
+        `notification_only`, for `--events-addr` only, not as a Kubernetes Event."""
+        self._record(
+            obj,
+            type_="Normal",
+            reason=reason,
+            message=message,
+            revision=revision,
+            kubernetes=not notification_only,
+        )
 
     def warning(self, obj: JSON, *, reason: str, message: str) -> None:
         """Record a failure, unless this (reason, message) was said since the last `resolved`."""
@@ -258,7 +274,14 @@ class EventRecorder:
 
     # internals -----------------------------------------------------------------------
     def _record(
-        self, obj: JSON, *, type_: str, reason: str, message: str, revision: str | None
+        self,
+        obj: JSON,
+        *,
+        type_: str,
+        reason: str,
+        message: str,
+        revision: str | None,
+        kubernetes: bool = True,
     ) -> bool:
         """Queue the event for every sink; False when no sink took it."""
         meta = obj["metadata"]
@@ -278,7 +301,7 @@ class EventRecorder:
             timestamp=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         queued = False
-        for outbox in (self._kubernetes, self._notification):
+        for outbox in (self._kubernetes if kubernetes else None, self._notification):
             if outbox is None:
                 continue
             if self._closed:

@@ -284,9 +284,15 @@ class Reconciler:
         if previous != artifact["revision"]:
             log.info("new artifact", revision=artifact["revision"])
             new = f"stored artifact with revision '{artifact['revision']}'"
-            for target in (obj, ea):
+            # one Kubernetes Event (on the source); Flux's notification-controller also hears
+            # it about the ExternalArtifact, the kind its Alerts can select
+            for target, notification_only in ((obj, False), (ea, True)):
                 self._events.normal(
-                    target, reason=reasons.NEW_ARTIFACT, message=new, revision=artifact["revision"]
+                    target,
+                    reason=reasons.NEW_ARTIFACT,
+                    message=new,
+                    revision=artifact["revision"],
+                    notification_only=notification_only,
                 )
         self._succeeded_events(obj, spec)
 
