@@ -19,6 +19,7 @@ see docs/security.md ("Outbound requests").
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 
@@ -91,8 +92,11 @@ def is_loopback(address: str) -> bool:
     return ip in _LOOPBACK_V4 or ip == _UNSPECIFIED_V4
 
 
+@functools.lru_cache(maxsize=4096)
 def refusal(address: str, *, allow_link_local: bool, allow_loopback: bool) -> str | None:
-    """What `address` is if the policy refuses it (`LINK_LOCAL`, `LOOPBACK`), else None."""
+    """What `address` is if the policy refuses it (`LINK_LOCAL`, `LOOPBACK`), else None.
+
+    Cached: it depends only on its arguments, and every fetch asks it for every address."""
     if not allow_link_local and is_refused(address):
         return LINK_LOCAL
     if not allow_loopback and is_loopback(address):

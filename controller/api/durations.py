@@ -9,6 +9,7 @@ applies on top so the controller rejects what the API server would.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -26,6 +27,7 @@ _UNIT_SECONDS = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_duration(text: str) -> float:
     """Seconds in a Go duration string; `0` alone needs no unit. Raises ValueError."""
     body = text[1:] if text[:1] in ("-", "+") else text
