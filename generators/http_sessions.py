@@ -19,17 +19,16 @@ import os
 import shutil
 import ssl
 import tempfile
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
-import attrs
 import structlog
 from aiohttp.abc import AbstractResolver
 
 from generators import reasons
 from generators.address_guard import GuardedResolver
 from generators.base import FetchError
+from generators.leases import Close, LeasePool
 from generators.requests import ClientCertificate, HttpRequest
 
 log = structlog.get_logger(__name__)
@@ -38,13 +37,6 @@ log = structlog.get_logger(__name__)
 MAX_SESSIONS = 64
 
 ResolverFactory = Callable[[], AbstractResolver]
-
-
-@attrs.define(eq=False)
-class _Pooled:
-    session: aiohttp.ClientSession
-    users: int = 0
-    evicted: bool = False
 
 
 def tls_key(request: HttpRequest) -> str:
@@ -117,7 +109,7 @@ class SessionPool:
         self._allow_loopback = allow_loopback
         self._key_dir = key_dir
         self._resolver: AbstractResolver | None = None
-        self._sessions: OrderedDict[str, _Pooled] = OrderedDict()
+        self._sessions: LeasePool[aiohttp.ClientSession] = LeasePool(limit=MAX_SESSIONS)
 
     @property
     def resolver(self) -> AbstractResolver:
@@ -138,21 +130,12 @@ class SessionPool:
 
     @contextlib.asynccontextmanager
     async def lease(self, request: HttpRequest) -> AsyncIterator[aiohttp.ClientSession]:
-        key = tls_key(request)
-        pooled = self._sessions.get(key)
-        if pooled is None:
-            pooled = _Pooled(self._open(request))
-            self._sessions[key] = pooled
-            await self._evict_beyond_limit()
-        else:
-            self._sessions.move_to_end(key)
-        pooled.users += 1
-        try:
-            yield pooled.session
-        finally:
-            pooled.users -= 1
-            if pooled.evicted and pooled.users == 0:
-                await pooled.session.close()
+        async def create() -> tuple[aiohttp.ClientSession, Close]:
+            session = self._open(request)
+            return session, session.close
+
+        async with self._sessions.lease(tls_key(request), create) as session:
+            yield session
 
     def _open(self, request: HttpRequest) -> aiohttp.ClientSession:
         context = build_ssl_context(request, key_dir=self._key_dir)
@@ -167,17 +150,8 @@ class SessionPool:
             headers={"User-Agent": "externalsource-controller"},
         )
 
-    async def _evict_beyond_limit(self) -> None:
-        while len(self._sessions) > MAX_SESSIONS:
-            _, oldest = self._sessions.popitem(last=False)
-            oldest.evicted = True
-            if oldest.users == 0:
-                await oldest.session.close()
-
     async def aclose(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), OrderedDict()
-        for pooled in sessions:
-            await pooled.session.close()
+        await self._sessions.aclose()
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None

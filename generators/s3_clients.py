@@ -19,18 +19,16 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
-import attrs
 import yarl
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 from aiohttp.resolver import ThreadedResolver
 
 from generators.address_guard import GuardedResolver
+from generators.leases import Close, LeasePool
 from generators.requests import S3ObjectRequest
 
 #: distinct client configurations kept open at once
@@ -39,14 +37,6 @@ MAX_CLIENTS = 32
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
 MAX_ATTEMPTS = 3
-
-
-@attrs.define(eq=False)
-class _Pooled:
-    client: Any
-    stack: contextlib.AsyncExitStack
-    users: int = 0
-    evicted: bool = False
 
 
 def client_key(request: S3ObjectRequest) -> str:
@@ -85,42 +75,17 @@ class ClientPool:
         self._guard = guard_addresses
         self._temp_dir = temp_dir
         self._session: AioSession = get_session()
-        self._clients: OrderedDict[str, _Pooled] = OrderedDict()
-        self._lock = anyio.Lock()
+        self._clients: LeasePool[Any] = LeasePool(limit=MAX_CLIENTS)
 
     @contextlib.asynccontextmanager
     async def lease(self, request: S3ObjectRequest) -> AsyncIterator[Any]:
-        key = client_key(request)
-        async with self._lock:
-            pooled = self._clients.get(key)
-            if pooled is None:
-                pooled = await self._create(request)
-                self._clients[key] = pooled
-                while len(self._clients) > MAX_CLIENTS:
-                    _, oldest = self._clients.popitem(last=False)
-                    oldest.evicted = True
-                    if oldest.users == 0:
-                        await _close(oldest)
-            else:
-                self._clients.move_to_end(key)
-            pooled.users += 1
-        try:
-            yield pooled.client
-        finally:
-            pooled.users -= 1
-            if pooled.evicted and pooled.users == 0:
-                await _close(pooled)
+        async with self._clients.lease(client_key(request), lambda: self._create(request)) as c:
+            yield c
 
     async def aclose(self) -> None:
-        async with self._lock:
-            clients = list(self._clients.values())
-            self._clients.clear()
-            for pooled in clients:
-                pooled.evicted = True
-                if pooled.users == 0:
-                    await _close(pooled)
+        await self._clients.aclose()
 
-    async def _create(self, request: S3ObjectRequest) -> _Pooled:
+    async def _create(self, request: S3ObjectRequest) -> tuple[Any, Close]:
         stack = contextlib.AsyncExitStack()
         verify: str | bool | None = None
         if request.insecure_skip_verify:
@@ -160,7 +125,7 @@ class ClientPool:
         except BaseException:
             await stack.aclose()
             raise
-        return _Pooled(client=client, stack=stack)
+        return client, stack.aclose
 
     def _write_ca(self, pem: bytes) -> str:
         fd, path = tempfile.mkstemp(prefix="s3-ca-", suffix=".pem", dir=self._temp_dir)
@@ -172,8 +137,3 @@ class ClientPool:
 def _remove(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-async def _close(pooled: _Pooled) -> None:
-    with anyio.CancelScope(shield=True):
-        await pooled.stack.aclose()
