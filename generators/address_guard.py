@@ -121,18 +121,14 @@ def check_literal(host: str) -> None:
 
 
 class GuardedResolver(AbstractResolver):
-    """Wraps aiohttp's resolver and drops refused addresses from every answer.
-
-    `allow_loopback` defaults to True for the callers that predate the loopback
-    rule (the s3 generator); the http generator passes its setting.
-    """
+    """Wraps aiohttp's resolver and drops refused addresses from every answer."""
 
     def __init__(
         self,
         inner: AbstractResolver,
         *,
-        allow_link_local: bool = False,
-        allow_loopback: bool = True,
+        allow_link_local: bool,
+        allow_loopback: bool,
     ) -> None:
         self._inner = inner
         self._allow_link_local = allow_link_local

@@ -27,7 +27,7 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from generators import http_errors, reasons, s3_errors
-from generators.address_guard import is_refused
+from generators.address_guard import refusal
 from generators.base import (
     Fetched,
     FetchError,
@@ -57,7 +57,9 @@ class S3Generator(SourceGenerator):
     def __init__(self, settings: GeneratorSettings) -> None:
         self._settings = settings
         self._pool = ClientPool(
-            guard_addresses=not settings.allow_link_local, temp_dir=settings.spool_dir
+            allow_link_local=settings.allow_link_local,
+            allow_loopback=settings.allow_loopback,
+            temp_dir=settings.spool_dir,
         )
 
     async def fetch(self, config: Any, previous: Validators | None = None) -> FetchResult:
@@ -96,13 +98,13 @@ class S3Generator(SourceGenerator):
         if problem:
             raise FetchError(f"{where}: {problem}", reason=reasons.INVALID_REQUEST, transient=False)
         host = endpoint_host(request.endpoint) if request.endpoint else None
-        if host and not self._settings.allow_link_local and is_refused(host):
-            raise FetchError(
-                f"{where}: {host} is a link-local or cloud metadata address, refused "
-                "(--allow-link-local-addresses)",
-                reason=reasons.ADDRESS_NOT_ALLOWED,
-                transient=False,
-            )
+        what = host and refusal(
+            host,
+            allow_link_local=self._settings.allow_link_local,
+            allow_loopback=self._settings.allow_loopback,
+        )
+        if host and what:
+            raise http_errors.address_refused(where=where, host=host, what=what)
 
 
 def _where(request: S3ObjectRequest) -> str:

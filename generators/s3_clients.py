@@ -71,8 +71,11 @@ def endpoint_host(endpoint: str) -> str | None:
 class ClientPool:
     """Leases shared S3 clients; `aclose()` closes every one of them."""
 
-    def __init__(self, *, guard_addresses: bool, temp_dir: str | None) -> None:
-        self._guard = guard_addresses
+    def __init__(
+        self, *, allow_link_local: bool, allow_loopback: bool, temp_dir: str | None
+    ) -> None:
+        self._allow_link_local = allow_link_local
+        self._allow_loopback = allow_loopback
         self._temp_dir = temp_dir
         self._session: AioSession = get_session()
         self._clients: LeasePool[Any] = LeasePool(limit=MAX_CLIENTS)
@@ -94,8 +97,12 @@ class ClientPool:
             verify = self._write_ca(request.ca_bundle)
             stack.callback(_remove, verify)
         connector_args: dict[str, Any] = {}
-        if self._guard:
-            connector_args["resolver"] = GuardedResolver(ThreadedResolver())
+        if not (self._allow_link_local and self._allow_loopback):
+            connector_args["resolver"] = GuardedResolver(
+                ThreadedResolver(),
+                allow_link_local=self._allow_link_local,
+                allow_loopback=self._allow_loopback,
+            )
         config = AioConfig(
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=READ_TIMEOUT,

@@ -26,8 +26,11 @@ def _isolated_aws_env(s3_default_chain_env: None) -> None:
 @pytest_asyncio.fixture
 async def generator(spool_dir: pathlib.Path) -> AsyncIterator[S3Generator]:
     gen = S3Generator(
-        GeneratorSettings(
-            max_body_size=1024 * 1024, spool_dir=str(spool_dir), spool_memory_threshold=16
+        GeneratorSettings(  # moto listens on loopback
+            max_body_size=1024 * 1024,
+            spool_dir=str(spool_dir),
+            spool_memory_threshold=16,
+            allow_loopback=True,
         )
     )
     yield gen

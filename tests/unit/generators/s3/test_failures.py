@@ -102,6 +102,22 @@ async def test_metadata_endpoint_is_refused(
     assert caught.value.transient is False
 
 
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9", "http://0x7f.1:9", "http://[::1]:9"])
+async def test_a_loopback_endpoint_is_refused_unless_allowed(
+    moto_server: MotoServer, spool_dir: pathlib.Path, endpoint: str
+) -> None:
+    """The pod's own ports (metrics, the hooks sidecar) are not an S3 endpoint to publish."""
+    generator = S3Generator(GeneratorSettings(spool_dir=str(spool_dir)))
+    try:
+        with pytest.raises(FetchError) as caught:
+            await generator.fetch(request_for(moto_server, "b", "k", endpoint=endpoint))
+    finally:
+        await generator.aclose()
+    assert caught.value.reason == "AddressNotAllowed"
+    assert caught.value.transient is False
+    assert "--allow-loopback-addresses" in caught.value.message
+
+
 async def test_server_down_is_transient_and_recovers(
     private_moto_server: MotoServer, generator: S3Generator
 ) -> None:
@@ -146,7 +162,7 @@ async def test_custom_ca_bundle_and_its_temp_file(
     ca_pem = pathlib.Path(tls_moto_server.ca_file).read_bytes()
     bucket = tls_moto_server.create_bucket()
     tls_moto_server.client("s3").put_object(Bucket=bucket, Key="k", Body=b"over tls")
-    generator = S3Generator(GeneratorSettings(spool_dir=str(spool_dir)))
+    generator = S3Generator(GeneratorSettings(spool_dir=str(spool_dir), allow_loopback=True))
     try:
         with pytest.raises(FetchError) as untrusted:
             await generator.fetch(request_for(tls_moto_server, bucket, "k"))
