@@ -31,6 +31,21 @@ def _read_all(source: IO[bytes]) -> bytes:
     return bytes(buffer)
 
 
+#: bodies up to this size are read on the event loop (they are in memory or the page cache)
+_INLINE_READ = 256 * 1024
+
+
+def _remaining(source: IO[bytes]) -> float:
+    """Bytes left in a seekable `source` (infinity when it cannot tell)."""
+    try:
+        start = source.tell()
+        end = source.seek(0, 2)
+        source.seek(start)
+    except (OSError, ValueError, AttributeError):
+        return float("inf")
+    return end - start
+
+
 class MemoryBackend(StorageBackend):
     """In-process storage; `persistent` is False."""
 
@@ -50,7 +65,10 @@ class MemoryBackend(StorageBackend):
         check_key(key)
         # Read fully before publishing: a source that fails mid-read leaves nothing behind.
         try:
-            data = await anyio.to_thread.run_sync(_read_all, source)
+            if _remaining(source) <= _INLINE_READ:
+                data = _read_all(source)  # small: cheaper than a thread hand-off
+            else:
+                data = await anyio.to_thread.run_sync(_read_all, source)
         except OSError as exc:
             raise StorageError(f"memory storage: write of {key!r} failed: {exc}") from exc
         self._objects[key] = (data, datetime.datetime.now(datetime.UTC))

@@ -46,6 +46,8 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
     _ISAL_ZLIB = None
 
 CHUNK_SIZE = 1024 * 1024
+#: bodies up to this size are packaged on the event loop and kept in memory
+SMALL_BODY = 64 * 1024
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 _BLOCK = tarfile.BLOCKSIZE
@@ -235,7 +237,10 @@ def package(
     if size is None:
         spooled = data = _spool(data, spool_dir)
         size = _remaining_size(spooled) or 0
-    out = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - owned by PackagedArtifact
+    # small archives stay in memory (no temp file per artifact); large ones spill to disk
+    out = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - owned by PackagedArtifact
+        max_size=SMALL_BODY, dir=spool_dir
+    )
     try:
         sink = _Sink(out, codec)
         _write_archive(sink, data=data, entries=entries, size=size)
@@ -257,8 +262,13 @@ async def package_async(
     spool_dir: str | None = None,
     codec: GzipCodec = DEFAULT_CODEC,
 ) -> PackagedArtifact:
-    """`package` in a worker thread, so compression and hashing never block the event loop."""
+    """`package` in a worker thread, so compression and hashing never block the event loop;
+    a body of at most `SMALL_BODY` bytes is packaged on the loop (well under a millisecond,
+    less than handing it to a thread and back)."""
     work: Callable[[], PackagedArtifact] = functools.partial(
         package, data, destination_path, spool_dir=spool_dir, codec=codec
     )
+    size = _remaining_size(data)
+    if size is not None and size <= SMALL_BODY:
+        return work()
     return await anyio.to_thread.run_sync(work)
