@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import time
 from collections import OrderedDict
 from types import TracebackType
 from typing import Any, Final, Protocol, Self
@@ -52,6 +53,7 @@ log = structlog.get_logger(__name__)
 
 COMPONENT: Final = "externalsource-controller"
 _MAX_FAILURES_REMEMBERED: Final = 16
+_DROP_REPORT_EVERY: Final = 10.0
 
 EVENTS_TOTAL = Counter(
     "externalsource_events_total",
@@ -121,23 +123,23 @@ class _Outbox:
     def __init__(self, sink: str, size: int) -> None:
         self.sink = sink
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=size)
-        self._dropping = 0
+        self._dropped = 0
+        self._last_report = -_DROP_REPORT_EVERY
 
     def put(self, pending: _Pending) -> bool:
-        """Queue it; False when the queue is full and it was dropped."""
+        """Queue it; False when the queue is full and it was dropped (counted; a summary is
+        logged at most every `_DROP_REPORT_EVERY` seconds, however long the pressure lasts)."""
         try:
             self.queue.put_nowait(pending)
         except asyncio.QueueFull:
             EVENTS_TOTAL.labels(self.sink, "queue_full").inc()
-            if not self._dropping:
-                log.warning("events queue full; dropping events", sink=self.sink)
-            self._dropping += 1
+            self._dropped += 1
+            now = time.monotonic()
+            if now - self._last_report >= _DROP_REPORT_EVERY:
+                log.warning("events queue full; dropping events", sink=self.sink,
+                            dropped=self._dropped)  # fmt: skip
+                self._last_report, self._dropped = now, 0
             return False
-        if self._dropping:
-            log.warning(
-                "events dropped while the queue was full", sink=self.sink, dropped=self._dropping
-            )
-            self._dropping = 0
         return True
 
     def abandon(self) -> None:
