@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 import pytest_asyncio
+from aiohttp import web
 
 from controller import wiring
 from controller.config import load_config
@@ -112,3 +113,24 @@ async def run_controller(
 async def controller(k8s: Emulator) -> AsyncIterator[Controller]:
     async with run_controller(k8s, "--artifact-retention-ttl=1s") as ctl:
         yield ctl
+
+
+@pytest_asyncio.fixture
+async def notification_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """A stand-in for Flux's notification-controller: records every event POSTed to it."""
+    received: list[dict[str, Any]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/", received
+    finally:
+        await runner.cleanup()

@@ -3,11 +3,8 @@ metrics series and the ArtifactConflict refusal."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest_asyncio
-from aiohttp import web
 from prometheus_client import REGISTRY
 
 from controller.api.names import FINALIZER
@@ -24,27 +21,6 @@ from hooks.whitelist import Whitelist
 from storage.memory import MemoryBackend
 from tests.integration.conftest import NS, run_controller
 from tests.integration.helpers import condition, ready, source, status
-
-
-@pytest_asyncio.fixture
-async def notification_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
-    """A stand-in for Flux's notification-controller: records every event POSTed to it."""
-    received: list[dict[str, Any]] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        received.append(await request.json())
-        return web.Response(status=202)
-
-    app = web.Application()
-    app.router.add_post("/", handle)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/", received
-    finally:
-        await runner.cleanup()
 
 
 def events(k8s: Any, reason: str) -> list[dict[str, Any]]:

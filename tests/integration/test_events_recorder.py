@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from prometheus_client import REGISTRY
 
 from controller.event_correlator import MAX_EVENT_NAME
@@ -286,27 +285,6 @@ async def test_a_forbidden_event_is_not_retried(k8s: Emulator, kube: KubeClient)
     async with EventRecorder(kube, limits=FAST) as recorder:
         recorder.normal(source(), reason="NewArtifact", message="stored")
     assert len(k8s.requests_of("create", "events")) == 1
-
-
-@pytest_asyncio.fixture
-async def notification_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
-    """A stand-in for Flux's notification-controller: records every event POSTed to it."""
-    received: list[dict[str, Any]] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        received.append(await request.json())
-        return web.Response(status=202)
-
-    app = web.Application()
-    app.router.add_post("/", handle)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/", received
-    finally:
-        await runner.cleanup()
 
 
 async def test_flux_notifications_are_posted_with_severity_and_revision(
