@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
+import pathlib
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -90,7 +92,10 @@ class Credentials:
         self._auth = auth
         self._lock = asyncio.Lock()
         self.generation = 0
+        #: changes only when the TLS material does: pooled connections are rebuilt then only
+        self.tls_generation = 0
         self._ssl: ssl.SSLContext | bool = True
+        self._tls_digest = ""
 
     @classmethod
     async def load(
@@ -107,6 +112,7 @@ class Credentials:
         try:
             await credentials._auth.reauthenticate()
             credentials._ssl = await credentials._auth.ssl_context()
+            credentials._tls_digest = credentials._tls_material()
         except (OSError, ValueError, KeyError, ssl.SSLError) as exc:
             raise CredentialsError(
                 f"no usable Kubernetes credentials ({exc}): set KUBECONFIG to a kubeconfig "
@@ -137,11 +143,26 @@ class Credentials:
                 return
             try:
                 await self._auth.reauthenticate()
-                self._ssl = await self._auth.ssl_context()
-            except (OSError, ValueError, KeyError) as exc:
+                digest = self._tls_material()
+                if digest != self._tls_digest:  # a rotated client certificate or CA
+                    self._ssl = await self._auth.ssl_context()
+                    self._tls_digest = digest
+                    self.tls_generation += 1
+            except (OSError, ValueError, KeyError, ssl.SSLError) as exc:
                 log.warning("could not re-read Kubernetes credentials", error=type(exc).__name__)
             self.generation += 1
             log.info("Kubernetes credentials re-read after 401")
+
+    def _tls_material(self) -> str:
+        """A digest of the client certificate, key and CA as they are now (never logged)."""
+        digest = hashlib.sha256(str(self._auth._insecure_skip_tls_verify).encode())
+        for path in (
+            self._auth.client_cert_file,
+            self._auth.client_key_file,
+            self._auth.server_ca_file,
+        ):
+            digest.update(pathlib.Path(path).read_bytes() if path else b"-")
+        return digest.hexdigest()
 
 
 class ClientRateLimiter:
@@ -355,8 +376,8 @@ class KubeClient:
                 raise ApiError(f"{what}: {type(exc).__name__}") from exc
 
     async def _ensure_session(self) -> aiohttp.ClientSession:
-        """The pooled session, rebuilt when the credentials (and TLS material) were re-read."""
-        if self._session is None or self._session_generation != self.credentials.generation:
+        """The pooled session, rebuilt when the TLS material changed (a new token needs none)."""
+        if self._session is None or self._session_generation != self.credentials.tls_generation:
             if self._session is not None:
                 await self._session.close()
             connector = aiohttp.TCPConnector(
@@ -370,7 +391,7 @@ class KubeClient:
                 },
                 skip_auto_headers=("Accept-Encoding",),
             )
-            self._session_generation = self.credentials.generation
+            self._session_generation = self.credentials.tls_generation
         return self._session
 
 
