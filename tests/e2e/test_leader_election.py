@@ -7,19 +7,11 @@ import functools
 
 from tests.e2e.conftest import ControllerIdentity, MakeController
 from tests.e2e.controlplane import ControlPlane, wait_for
+from tests.e2e.election import ELECTION, candidate_identity, lease_path, sole_leader
 from tests.e2e.processes import ControllerProcess, ThreadedOrigin, fetch_artifact
 from tests.e2e.sources import external_source, request_reconcile, wait_condition, wait_revision
 
 SOURCES = ("alpha", "beta", "gamma")
-LEASE = "externalsource-controller-leader-election"
-#: short lease timings so a hand-over takes a second, not Flux's 35 s
-ELECTION = (
-    "--enable-leader-election",
-    "--leader-election-lease-duration=4s",
-    "--leader-election-renew-deadline=3s",
-    "--leader-election-retry-period=500ms",
-    "--graceful-shutdown-timeout=5s",
-)
 
 
 def test_one_leader_and_sigterm_hands_over_every_source(
@@ -33,13 +25,11 @@ def test_one_leader_and_sigterm_hands_over_every_source(
     for name in SOURCES:
         e2e_origin.set(f"/{name}", body=f'"{name} 1"'.encode(), etag=f'"{name}-1"')
     replicas = [make_controller(*ELECTION), make_controller(*ELECTION)]
-    leader = wait_for(lambda: _sole_leader(replicas), timeout=20, what="one leader")
+    leader = wait_for(lambda: sole_leader(replicas), timeout=20, what="one leader")
     (survivor,) = [r for r in replicas if r is not leader]
-    lease = control_plane.get(
-        f"/apis/coordination.k8s.io/v1/namespaces/{controller_identity.namespace}/leases/{LEASE}"
-    )
+    lease = control_plane.get(lease_path(controller_identity))
     assert lease is not None
-    assert lease["spec"]["holderIdentity"] == _identity(leader)
+    assert lease["spec"]["holderIdentity"] == candidate_identity(leader)
 
     control_plane.apply(
         *(external_source(n, namespace=ns, url=e2e_origin.url(f"/{n}")) for n in SOURCES)
@@ -50,7 +40,7 @@ def test_one_leader_and_sigterm_hands_over_every_source(
 
     assert leader.stop() == 0
     wait_for(survivor.is_leader, timeout=10, what="the survivor to take the lease")
-    assert _sole_leader([survivor]) is survivor
+    assert sole_leader([survivor]) is survivor
 
     # the survivor serves every published artifact (rebuilt: its memory storage started empty)
     for name, artifact in before.items():
@@ -69,18 +59,6 @@ def test_one_leader_and_sigterm_hands_over_every_source(
         assert artifact["url"] == survivor.artifact_url(artifact["path"])
         files = fetch_artifact(artifact["url"], digest=artifact["digest"])
         assert files == {"data": f'"{name} 2"'.encode()}
-
-
-def _sole_leader(replicas: list[ControllerProcess]) -> ControllerProcess | None:
-    leaders = [r for r in replicas if r.is_leader()]
-    return leaders[0] if len(leaders) == 1 else None
-
-
-def _identity(process: ControllerProcess) -> str:
-    events = process.log_events("became leader")
-    assert events, f"{process.name} never logged 'became leader'"
-    identity: str = events[-1]["identity"]
-    return identity
 
 
 def _downloads(process: ControllerProcess, artifact: dict[str, str]) -> bool:

@@ -14,7 +14,15 @@ import pytest
 
 from tests.e2e.conftest import ControllerIdentity, MakeController
 from tests.e2e.controlplane import ControlPlane, wait_for
-from tests.e2e.processes import ArtifactError, ControllerProcess, ThreadedOrigin, fetch_artifact
+from tests.e2e.election import (
+    ELECTION,
+    LEASE,
+    LEASE_SECONDS,
+    candidate_identity,
+    lease_path,
+    sole_leader,
+)
+from tests.e2e.processes import ArtifactError, ThreadedOrigin, fetch_artifact
 from tests.e2e.sources import (
     artifact_path,
     condition,
@@ -26,21 +34,6 @@ from tests.e2e.sources import (
     wait_revision,
 )
 from tests.fixtures.s3 import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
-
-LEASE = "externalsource-controller-leader-election"
-LEASE_SECONDS = 4.0
-ELECTION = (
-    "--enable-leader-election",
-    f"--leader-election-lease-duration={LEASE_SECONDS:g}s",
-    "--leader-election-renew-deadline=3s",
-    "--leader-election-retry-period=500ms",
-    "--graceful-shutdown-timeout=5s",
-)
-
-
-def _sole_leader(replicas: list[ControllerProcess]) -> ControllerProcess | None:
-    leaders = [r for r in replicas if r.running and r.is_leader()]
-    return leaders[0] if len(leaders) == 1 else None
 
 
 def _downloads(url: str, digest: str) -> bool:
@@ -86,7 +79,7 @@ def test_every_replica_answers_downloads_and_a_handover_costs_at_most_a_lease(
     extra = _backend_flags(storage, tmp_path, request)
     backend = storage.removesuffix("-shared")
     replicas = [make_controller(*ELECTION, *extra, storage=backend, wait=False) for _ in "ab"]
-    leader = wait_for(lambda: _sole_leader(replicas), timeout=30, what="one leader")
+    leader = wait_for(lambda: sole_leader(replicas), timeout=30, what="one leader")
     names = ("one", "two", "three")
     for name in names:
         e2e_origin.set(f"/{name}", body=f'"{name}"'.encode(), etag=f'"{name}"')
@@ -161,10 +154,6 @@ def test_a_rotated_token_keeps_every_source_reconciling(
     wait_for(controller.is_leader, timeout=30, what="the controller to lead again")
 
 
-def _lease_path(identity: ControllerIdentity) -> str:
-    return f"/apis/coordination.k8s.io/v1/namespaces/{identity.namespace}/leases/{LEASE}"
-
-
 def _hand_lease_to(plane: ControlPlane, identity: ControllerIdentity, holder: str) -> None:
     """What a successor does once a lease expired: write itself in as the holder."""
     plane.kubectl(
@@ -177,10 +166,6 @@ def _hand_lease_to(plane: ControlPlane, identity: ControllerIdentity, holder: st
         "-p",
         f'{{"spec": {{"holderIdentity": "{holder}"}}}}',
     )
-
-
-def _identity(process: ControllerProcess) -> str:
-    return str(process.log_events("waiting for leadership")[-1]["identity"])
 
 
 def test_leadership_that_moves_and_comes_back_keeps_checking_every_source(
@@ -208,7 +193,7 @@ def test_leadership_that_moves_and_comes_back_keeps_checking_every_source(
     b.wait_ready()
     for new_leader, old in ((b, a), (a, b)):
         e2e_origin.clear_requests()
-        _hand_lease_to(control_plane, controller_identity, _identity(new_leader))
+        _hand_lease_to(control_plane, controller_identity, candidate_identity(new_leader))
         wait_for(
             lambda n=new_leader, o=old: n.is_leader() and not o.is_leader(),
             timeout=20,
@@ -416,7 +401,7 @@ def test_a_killed_leader_is_replaced_once_its_lease_expires(
     leaders never overlap), then leads and reconciles."""
     ns = e2e_namespace
     replicas = [make_controller(*ELECTION, wait=False) for _ in "ab"]
-    leader = wait_for(lambda: _sole_leader(replicas), timeout=30, what="one leader")
+    leader = wait_for(lambda: sole_leader(replicas), timeout=30, what="one leader")
     (follower,) = [r for r in replicas if r is not leader]
     e2e_origin.set("/k", body=b"1", etag='"1"')
     control_plane.apply(external_source("k", namespace=ns, url=e2e_origin.url("/k")))
@@ -426,9 +411,9 @@ def test_a_killed_leader_is_replaced_once_its_lease_expires(
     killed = time.monotonic()
     wait_for(follower.is_leader, timeout=LEASE_SECONDS * 4, what="the follower to lead")
     assert time.monotonic() - killed >= LEASE_SECONDS - 1.0  # it waited for the expiry
-    lease = control_plane.get(_lease_path(controller_identity))
+    lease = control_plane.get(lease_path(controller_identity))
     assert lease is not None
-    assert lease["spec"]["holderIdentity"] == _identity(follower)
+    assert lease["spec"]["holderIdentity"] == candidate_identity(follower)
     e2e_origin.set("/k", body=b"2", etag='"2"')
     request_reconcile(control_plane, ns, "k")
     wait_revision(control_plane, ns, "k", not_revision=first)
