@@ -8,6 +8,8 @@ cluster that churns sources does not grow the registry forever.
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from controller.api.names import KIND
@@ -61,14 +63,30 @@ ARTIFACT_SIZE = Gauge(
 )
 
 
+#: per-source histogram children, so the fast path looks a source up in one dict
+#: instead of through `labels()` (label checks, a lock) on every check
+_DURATIONS: dict[tuple[str, str], Histogram] = {}
+
+
+@functools.cache
+def _by_result(result: str) -> tuple[Counter, Histogram]:
+    return RECONCILE_TOTAL.labels(result), RECONCILE_DURATION.labels(result)
+
+
 def observe(*, namespace: str, name: str, result: str, seconds: float) -> None:
-    RECONCILE_TOTAL.labels(result).inc()
-    RECONCILE_DURATION.labels(result).observe(seconds)
-    GOTK_RECONCILE_DURATION.labels(KIND, name, namespace).observe(seconds)
+    total, duration = _by_result(result)
+    total.inc()
+    duration.observe(seconds)
+    per_source = _DURATIONS.get((namespace, name))
+    if per_source is None:
+        per_source = GOTK_RECONCILE_DURATION.labels(KIND, name, namespace)
+        _DURATIONS[namespace, name] = per_source
+    per_source.observe(seconds)
 
 
 def forget(*, namespace: str, name: str) -> None:
     """Drop the per-object series of a deleted source."""
+    _DURATIONS.pop((namespace, name), None)
     for metric, labels in (
         (GOTK_RECONCILE_DURATION, (KIND, name, namespace)),
         (SOURCE_READY, (namespace, name)),

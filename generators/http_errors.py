@@ -12,6 +12,7 @@ problems.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -25,8 +26,12 @@ from generators.address_guard import LINK_LOCAL, LOOPBACK, AddressNotAllowedErro
 from generators.base import FetchError
 
 
+@functools.lru_cache(maxsize=4096)
 def redact_url(url: yarl.URL | str) -> str:
-    """The URL without userinfo, query or fragment (those may carry credentials)."""
+    """The URL without userinfo, query or fragment (those may carry credentials).
+
+    Cached: every fetch names its URL in its error context, and the same few thousand
+    URLs come back every interval."""
     try:
         parsed = url if isinstance(url, yarl.URL) else yarl.URL(url)
         shown = str(parsed.with_user(None).with_query(None).with_fragment(None))

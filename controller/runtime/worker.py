@@ -9,7 +9,9 @@ Outcome → queue action (controller-runtime `reconcileHandler`):
 - exception → `add_rate_limited(key)`; result label `error` (and a panic count)
 - `Result(retry=True, retry_after=s)` → `add_rate_limited(key, min_delay=s)`;
   label `error`: the reconciler reports a failure it handled itself
-- `Result(requeue_after=s)` → `forget(key)`, `add_after(key, s)`; label `requeue_after`
+- `Result(requeue_after=s)` → `forget(key)`, `add_after(key, s)` with timer slack (up
+  to 1/32 of `s`, at most 1 s, so checks due close together share one wake-up of the
+  loop: see the queue's "Timer slack"); label `requeue_after`
 - `Result()` → `forget(key)`; label `success`
 
 A reconcile cancelled from outside (leadership lost, shutdown deadline) puts
@@ -39,6 +41,11 @@ log = structlog.get_logger(__name__)
 
 Key = ObjectKey
 
+#: a scheduled requeue may come up to this fraction of its delay later, and at most
+#: MAX_SCHEDULE_SLACK seconds (a 1m interval's checks land on a 1 s grid)
+SCHEDULE_SLACK_FRACTION = 1 / 32
+MAX_SCHEDULE_SLACK = 1.0
+
 
 @attrs.frozen
 class Result:
@@ -58,6 +65,7 @@ Reconcile = Callable[[Key], Awaitable[Result]]
 async def run_worker(*, queue: WorkQueue[Key], reconcile: Reconcile, controller: str) -> None:
     """Process keys until the queue shuts down."""
     active = metrics.ACTIVE_WORKERS.labels(controller=controller)
+    series = _Series(controller)
     while not queue.shutting_down:
         try:
             key = await queue.get()
@@ -65,14 +73,27 @@ async def run_worker(*, queue: WorkQueue[Key], reconcile: Reconcile, controller:
             return
         active.inc()
         try:
-            await _process(queue=queue, reconcile=reconcile, controller=controller, key=key)
+            await _process(queue=queue, reconcile=reconcile, series=series, key=key)
         finally:
             active.dec()
             queue.done(key)
 
 
+class _Series:
+    """One worker's metric children, looked up once rather than on every reconcile."""
+
+    def __init__(self, controller: str) -> None:
+        self.time = metrics.RECONCILE_TIME.labels(controller=controller)
+        self.errors = metrics.RECONCILE_ERRORS.labels(controller=controller)
+        self.panics = metrics.RECONCILE_PANICS.labels(controller=controller)
+        self.total = {
+            result: metrics.RECONCILE_TOTAL.labels(controller=controller, result=result)
+            for result in ("error", "requeue_after", "success")
+        }
+
+
 async def _process(
-    *, queue: WorkQueue[Key], reconcile: Reconcile, controller: str, key: Key
+    *, queue: WorkQueue[Key], reconcile: Reconcile, series: _Series, key: Key
 ) -> None:
     started = time.monotonic()
     try:
@@ -82,21 +103,22 @@ async def _process(
         raise
     except Exception:
         log.exception("reconcile crashed", namespace=key.namespace, name=key.name)
-        metrics.RECONCILE_PANICS.labels(controller=controller).inc()
-        metrics.RECONCILE_ERRORS.labels(controller=controller).inc()
-        metrics.RECONCILE_TOTAL.labels(controller=controller, result="error").inc()
+        series.panics.inc()
+        series.errors.inc()
+        series.total["error"].inc()
         queue.add_rate_limited(key)
         return
     finally:
-        metrics.RECONCILE_TIME.labels(controller=controller).observe(time.monotonic() - started)
+        series.time.observe(time.monotonic() - started)
     if result.retry:
-        metrics.RECONCILE_ERRORS.labels(controller=controller).inc()
-        metrics.RECONCILE_TOTAL.labels(controller=controller, result="error").inc()
+        series.errors.inc()
+        series.total["error"].inc()
         queue.add_rate_limited(key, result.retry_after)
     elif result.requeue_after is not None and result.requeue_after > 0:
-        metrics.RECONCILE_TOTAL.labels(controller=controller, result="requeue_after").inc()
+        series.total["requeue_after"].inc()
         queue.forget(key)
-        queue.add_after(key, result.requeue_after)
+        slack = min(MAX_SCHEDULE_SLACK, result.requeue_after * SCHEDULE_SLACK_FRACTION)
+        queue.add_after(key, result.requeue_after, slack=slack)
     else:
-        metrics.RECONCILE_TOTAL.labels(controller=controller, result="success").inc()
+        series.total["success"].inc()
         queue.forget(key)

@@ -12,7 +12,9 @@ Guarantees (each has its own test in tests/unit/runtime/test_workqueue.py):
 5. **`add_after` keeps the earliest deadline.** A key waiting for a delay is
    waiting once; a later deadline for it is dropped, an earlier one wins.
    Waiting is independent of being queued (client-go's classic behaviour): a
-   due key is `add`ed, so the normal dedup applies.
+   due key is `add`ed, so the normal dedup applies. With `slack`, the deadline
+   may move later by up to `slack` seconds, onto a grid shared by every key
+   (see "Timer slack" below).
 6. **Rate-limited retries.** `add_rate_limited(key, min_delay)` waits for the
    longest of the limiter's delay and `min_delay` (a server's Retry-After);
    `forget` resets the key's backoff, `num_requeues` reports it.
@@ -20,6 +22,14 @@ Guarantees (each has its own test in tests/unit/runtime/test_workqueue.py):
    cancelled, waiting getters wake up, and `get` still hands out what is
    queued, raising `ShutDown` once the queue is empty. `shutdown_with_drain()`
    also waits until every processing key is `done`.
+
+Timer slack: at 1,000 sources on a 1m interval a check is due every 60 ms, and
+on an idle VM waking the event loop costs more CPU than the check's own HTTP
+request (docs/benchmarks.md, "CPU per check is bound by waking up"). So the
+schedule's requeues are not exact: `add_after(key, delay, slack=s)` rounds the
+deadline up to a multiple of the largest power of two not above `s`, and all
+keys due in one slot share one timer and become ready in one loop iteration —
+the idea of Linux's timer slack. Retries (`add_rate_limited`) stay exact.
 
 State is client-go's: `queue` (FIFO of keys), `dirty` (keys that need
 processing) and `processing` (handed out, not `done`). Invariant: every key in
@@ -32,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -54,7 +65,9 @@ class WorkQueue(Generic[K]):
         self._queue: collections.deque[K] = collections.deque()
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
-        self._waiting: dict[K, tuple[float, asyncio.TimerHandle]] = {}
+        #: key -> its deadline; deadline -> (the one timer of that slot, its keys in order)
+        self._waiting: dict[K, float] = {}
+        self._slots: dict[float, tuple[asyncio.TimerHandle, dict[K, None]]] = {}
         self._getters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._drained: asyncio.Event | None = None
         self._shutting_down = False
@@ -81,7 +94,8 @@ class WorkQueue(Generic[K]):
         self._queue.append(key)
         self._wake_one()
 
-    def add_after(self, key: K, delay: float) -> None:
+    def add_after(self, key: K, delay: float, *, slack: float = 0.0) -> None:
+        """Add `key` once `delay` seconds have passed (up to `slack` seconds later)."""
         if self._shutting_down:
             return
         self._metrics.retried()
@@ -89,13 +103,18 @@ class WorkQueue(Generic[K]):
             self.add(key)
             return
         loop = asyncio.get_running_loop()
-        ready_at = loop.time() + delay
+        ready_at = _on_grid(loop.time() + delay, slack)
         current = self._waiting.get(key)
         if current is not None:
-            if current[0] <= ready_at:
+            if current <= ready_at:
                 return
-            current[1].cancel()
-        self._waiting[key] = (ready_at, loop.call_at(ready_at, self._fire, key))
+            self._leave_slot(key, current)
+        self._waiting[key] = ready_at
+        slot = self._slots.get(ready_at)
+        if slot is None:
+            slot = (loop.call_at(ready_at, self._fire, ready_at), {})
+            self._slots[ready_at] = slot
+        slot[1][key] = None
 
     def add_rate_limited(self, key: K, min_delay: float | None = None) -> None:
         self.add_after(key, max(self._limiter.when(key), min_delay or 0.0))
@@ -138,8 +157,9 @@ class WorkQueue(Generic[K]):
 
     def shutdown(self) -> None:
         self._shutting_down = True
-        for _, handle in self._waiting.values():
+        for handle, _ in self._slots.values():
             handle.cancel()
+        self._slots.clear()
         self._waiting.clear()
         while self._getters:
             getter = self._getters.popleft()
@@ -155,9 +175,18 @@ class WorkQueue(Generic[K]):
             self._drained = asyncio.Event()
         await self._drained.wait()
 
-    def _fire(self, key: K) -> None:
-        self._waiting.pop(key, None)
-        self.add(key)
+    def _fire(self, ready_at: float) -> None:
+        _, keys = self._slots.pop(ready_at)
+        for key in keys:
+            del self._waiting[key]
+            self.add(key)
+
+    def _leave_slot(self, key: K, ready_at: float) -> None:
+        handle, keys = self._slots[ready_at]
+        del keys[key]
+        if not keys:
+            handle.cancel()
+            del self._slots[ready_at]
 
     def _wake_one(self) -> None:
         while self._getters:
@@ -165,3 +194,12 @@ class WorkQueue(Generic[K]):
             if not getter.done():
                 getter.set_result(None)
                 return
+
+
+def _on_grid(ready_at: float, slack: float) -> float:
+    """`ready_at` rounded up to a multiple of the largest power of two ≤ `slack` (exact
+    multiples of a power of two, so keys in one slot get the very same float)."""
+    if slack <= 0:
+        return ready_at
+    grid = 2.0 ** math.floor(math.log2(slack))
+    return math.ceil(ready_at / grid) * grid

@@ -36,6 +36,7 @@ plus a summary in DIR); the profiler slows the process, so take numbers from a r
 
     python -m tests.bench.bench_scale [--sources 1000] [--write-docs] [--profile DIR]
     python -m tests.bench.bench_scale --results RUN.json --write-docs   # re-render a run
+    python -m tests.bench.bench_scale --cold-only --controller-flag=--concurrent=8  # A only
 
 Needs the envtest binaries of the e2e tier (etcd, kube-apiserver, kube-controller-manager,
 kubectl) in KUBEBUILDER_ASSETS (default ~/.cache/envtest-assets); py-spy
@@ -64,7 +65,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -592,18 +593,28 @@ def request_latency(plane: ControlPlane, origin: Origin, i: int) -> float:
     return time.perf_counter() - started
 
 
-def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
+def run(
+    count: int,
+    *,
+    profile: pathlib.Path | None,
+    flags: Sequence[str] = (),
+    cold_only: bool = False,
+) -> dict[str, Any]:
     assets = pathlib.Path(os.environ.get(ASSETS_VARIABLE) or DEFAULT_ASSETS)
     reason = missing_assets({ASSETS_VARIABLE: str(assets)})
     if reason:
         raise SystemExit(reason)
     poll = max(0.2, count / 5000)
-    result: dict[str, Any] = {"sources": count, "loadavg_start": os.getloadavg()[0]}
+    result: dict[str, Any] = {
+        "sources": count,
+        "loadavg_start": os.getloadavg()[0],
+        "controller_flags": list(flags),
+    }
     with running_control_plane(assets) as plane, _workdir() as work:
         origin = Origin(count=count, directory=work)
         plane.kubectl("create", "namespace", NS)
         memory = ControllerProcess(
-            name="memory", directory=work / "memory", kubeconfig=plane.kubeconfig
+            name="memory", directory=work / "memory", kubeconfig=plane.kubeconfig, args=flags
         )
         memory.start().wait_ready(timeout=60)
         time.sleep(2.0)  # start-up done, informers idle
@@ -652,6 +663,10 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
             "log_warnings": warnings(memory),
         }
         print(json.dumps(result["cold_start"]), flush=True)
+        if cold_only:
+            memory.stop()
+            origin.close()
+            return result
 
         # B. requestedAt -> new revision
         latencies = [request_latency(plane, origin, i % count) for i in range(LATENCY_SAMPLES)]
@@ -669,6 +684,7 @@ def run(count: int, *, profile: pathlib.Path | None) -> dict[str, Any]:
             directory=work / "filesystem",
             kubeconfig=plane.kubeconfig,
             storage="filesystem",
+            args=flags,
         )
         writes0, plane_cpu0 = write_totals(plane), control_plane_cpu(plane)
         started = time.monotonic()
@@ -902,6 +918,16 @@ def main() -> None:
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--profile", type=pathlib.Path, help="py-spy output directory")
     parser.add_argument(
+        "--controller-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="an extra flag for both controllers (repeat; e.g. --controller-flag=--concurrent=8)",
+    )
+    parser.add_argument(
+        "--cold-only", action="store_true", help="stop after the cold start (A); no table"
+    )
+    parser.add_argument(
         "--results", type=pathlib.Path, help="re-render the report of a run's printed JSON"
     )
     parser.add_argument("--serve-origin", nargs=2, metavar=("COUNT", "PORT_FILE"))
@@ -917,8 +943,15 @@ def main() -> None:
         result = json.loads(args.results.read_text())
         args.sources = result["sources"]
     else:
-        result = run(args.sources, profile=args.profile)
+        result = run(
+            args.sources,
+            profile=args.profile,
+            flags=args.controller_flag,
+            cold_only=args.cold_only,
+        )
         print(json.dumps(result, indent=2))
+        if args.cold_only:
+            return
     print(table(result))
     if args.write_docs:
         command = f"python -m tests.bench.bench_scale --sources {args.sources} --write-docs"

@@ -131,6 +131,37 @@ async def test_add_after_keeps_the_earliest_deadline() -> None:
             await queue.get()
 
 
+async def test_add_after_with_slack_puts_keys_due_close_together_in_one_slot() -> None:
+    queue = make_queue()
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(0.3)
+    queue.add_after("a", 60, slack=1.0)  # due at 60.3, may wait until 61.3
+    await asyncio.sleep(0.4)
+    queue.add_after("b", 60, slack=1.0)  # due at 60.7
+    queue.add_after("exact", 60)  # no slack: due at 60.7 exactly
+    assert await queue.get() == "exact"
+    assert loop.time() == pytest.approx(60.7)
+    assert len(queue) == 0
+    assert await queue.get() == "a"
+    # both became ready at the same instant, on the 1 s grid, neither early
+    assert loop.time() == pytest.approx(61.0)
+    assert len(queue) == 1
+    assert await queue.get() == "b"
+
+
+async def test_add_after_with_slack_still_keeps_the_earliest_deadline() -> None:
+    queue = make_queue()
+    loop = asyncio.get_running_loop()
+    queue.add_after("a", 60, slack=1.0)
+    queue.add_after("a", 5.5, slack=0.25)  # moves "a" to an earlier slot
+    assert await queue.get() == "a"
+    assert loop.time() == pytest.approx(5.5)
+    queue.done("a")
+    with pytest.raises(TimeoutError):  # the later slot no longer holds it
+        async with asyncio.timeout(120):
+            await queue.get()
+
+
 async def test_due_key_already_queued_is_deduplicated() -> None:
     queue = make_queue()
     queue.add("a")
