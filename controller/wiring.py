@@ -60,7 +60,10 @@ async def build(config: Config, manager: Manager) -> AsyncIterator[Wiring]:
         )
     executor = SidecarExecutor(hooks.endpoint, hooks.token_file)
     events = EventRecorder(
-        kube, events_addr=config.controller.events_addr, instance=default_identity()
+        kube,
+        events_addr=config.controller.events_addr,
+        instance=default_identity(),
+        busy=lambda: manager.queue.busy,
     )
     parts = Collaborators(
         kube=kube,

@@ -84,6 +84,11 @@ class WorkQueue(Generic[K]):
     def processing(self) -> int:
         return len(self._processing)
 
+    @property
+    def busy(self) -> bool:
+        """Keys are ready or being processed (delayed keys do not count)."""
+        return bool(self._queue or self._processing)
+
     def add(self, key: K) -> None:
         if self._shutting_down or key in self._dirty:
             return

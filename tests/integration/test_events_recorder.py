@@ -163,6 +163,31 @@ async def test_the_spam_filter_gives_one_write_back_every_five_minutes(
 
 
 @pytest.mark.looptime
+async def test_an_event_waits_while_reconciles_run_and_goes_when_they_end(
+    k8s: Emulator, kube: KubeClient, looptime: float
+) -> None:
+    busy = True
+    async with EventRecorder(kube, limits=FAST, busy=lambda: busy) as recorder:
+        recorder.normal(source(), reason="NewArtifact", message="stored artifact")
+        await asyncio.sleep(3)
+        assert events(k8s) == []  # status writes first
+        busy = False
+        await eventually(lambda: events(k8s, "NewArtifact"))
+        assert 3 <= looptime < 3.5
+
+
+@pytest.mark.looptime
+async def test_an_event_waits_at_most_defer_seconds_for_a_busy_controller(
+    k8s: Emulator, kube: KubeClient, looptime: float
+) -> None:
+    limits = EventLimits(retry_delay=0.01, request_timeout=5.0, defer=4.0)
+    async with EventRecorder(kube, limits=limits, busy=lambda: True) as recorder:
+        recorder.normal(source(), reason="NewArtifact", message="stored artifact")
+        await eventually(lambda: events(k8s, "NewArtifact"), timeout=10)
+        assert 4 <= looptime < 4.5
+
+
+@pytest.mark.looptime
 async def test_transient_errors_are_retried_with_backoff(
     k8s: Emulator, kube: KubeClient, looptime: float
 ) -> None:
