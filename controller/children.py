@@ -86,14 +86,25 @@ class ExternalArtifactSync:
     def __init__(self, kube: KubeClient, lookup: Lookup) -> None:
         self._kube = kube
         self._lookup = lookup
+        #: per source: the (child, source) resourceVersions and the artifact last found in
+        #: order, so a fast-path check of unchanged objects skips building the wanted state
+        self._verified: dict[ObjectKey, tuple[tuple[Any, Any], Mapping[str, Any]]] = {}
 
     async def sync(self, source: JSON, artifact: Mapping[str, Any]) -> JSON:
         """Make the object and its status publish `artifact`; return the object."""
-        cached = self._lookup(
-            ObjectKey(source["metadata"]["namespace"], source["metadata"]["name"])
-        )
-        if cached is not None and _publishes(cached, source, artifact):
-            return cached  # the fast path's check: nothing to repair, nothing to build
+        key = ObjectKey(source["metadata"]["namespace"], source["metadata"]["name"])
+        cached = self._lookup(key)
+        if cached is not None:
+            versions = (
+                cached["metadata"].get("resourceVersion"),
+                source["metadata"].get("resourceVersion"),
+            )
+            verified = self._verified.get(key)
+            if verified is not None and verified[0] == versions and verified[1] == artifact:
+                return cached  # neither object changed since it was found in order
+            if _publishes(cached, source, artifact):
+                self._verified[key] = (versions, dict(artifact))
+                return cached  # the fast path's check: nothing to repair, nothing to build
         ea = await self._object(source)
         status = ea.get("status") or {}
         conditions = cond.set_condition(
@@ -125,8 +136,13 @@ class ExternalArtifactSync:
         )
         await self._write_status(ea, {**status, "conditions": conditions})
 
+    def forget(self, key: ObjectKey) -> None:
+        """The source is gone: drop what was remembered about its child."""
+        self._verified.pop(key, None)
+
     async def delete(self, source: JSON) -> None:
         meta = source["metadata"]
+        self.forget(ObjectKey(meta["namespace"], meta["name"]))
         ea = self._lookup(ObjectKey(meta["namespace"], meta["name"]))
         if ea is None:
             ea = await self._kube.get(names.EXTERNAL_ARTIFACTS, meta["namespace"], meta["name"])

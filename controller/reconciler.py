@@ -131,6 +131,7 @@ class Reconciler:
         if outcome is Outcome.DELETED:
             metrics.forget(namespace=key.namespace, name=key.name)
             self._specs.pop(key, None)
+            self._children.forget(key)
             metrics.RECONCILE_TOTAL.labels(outcome.value).inc()
         else:
             seconds = time.perf_counter() - started

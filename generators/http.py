@@ -20,12 +20,12 @@ deadline (`HttpRequest.timeout`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import anyio
 import structlog
 import yarl
 from aiohttp.resolver import ThreadedResolver
@@ -83,7 +83,7 @@ class HttpGenerator(SourceGenerator):
         if method not in METHODS:
             raise http_errors.invalid_request(where=where, problem="unsupported method")
         try:
-            with anyio.fail_after(config.timeout):
+            async with asyncio.timeout(config.timeout):
                 async with self._pool.lease(config) as session:
                     exchange = _Exchange(
                         session=session,
