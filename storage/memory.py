@@ -9,6 +9,7 @@ a reader streaming an object is never affected by a concurrent put or delete.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 from collections.abc import AsyncIterator
 from typing import IO
@@ -54,6 +55,9 @@ class MemoryBackend(StorageBackend):
 
     def __init__(self) -> None:
         self._objects: dict[str, tuple[bytes, datetime.datetime]] = {}
+        #: every key, sorted: GC lists one source's few keys after every publish, and a scan
+        #: of every stored key made a cold start of N sources O(N^2); a bisect is O(log N)
+        self._keys: list[str] = []
         log.warning(
             "memory storage backend: artifacts are NOT persistent and vanish on restart"
             " (they are rebuilt on the next reconcile; consumers get 404 until then);"
@@ -71,6 +75,8 @@ class MemoryBackend(StorageBackend):
                 data = await anyio.to_thread.run_sync(_read_all, source)
         except OSError as exc:
             raise StorageError(f"memory storage: write of {key!r} failed: {exc}") from exc
+        if key not in self._objects:
+            bisect.insort(self._keys, key)
         self._objects[key] = (data, datetime.datetime.now(datetime.UTC))
         return len(data)
 
@@ -91,14 +97,15 @@ class MemoryBackend(StorageBackend):
         return ObjectInfo(key=key, size=len(entry[0]), modified=entry[1])
 
     async def list(self, prefix: str) -> list[ObjectInfo]:
-        # filter before sorting: GC lists one source's few keys after every publish, and
-        # sorting every stored key made a cold start of N sources O(N^2 log N)
-        found = [key for key in self._objects if key.startswith(prefix)]
-        return [
-            ObjectInfo(key=key, size=len(self._objects[key][0]), modified=self._objects[key][1])
-            for key in sorted(found)
-        ]
+        keys, found = self._keys, []
+        index = bisect.bisect_left(keys, prefix)
+        while index < len(keys) and keys[index].startswith(prefix):
+            data, modified = self._objects[keys[index]]
+            found.append(ObjectInfo(key=keys[index], size=len(data), modified=modified))
+            index += 1
+        return found
 
     async def delete(self, key: str) -> None:
         check_key(key)
-        self._objects.pop(key, None)
+        if self._objects.pop(key, None) is not None:
+            del self._keys[bisect.bisect_left(self._keys, key)]
