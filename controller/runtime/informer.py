@@ -27,14 +27,19 @@ enqueue keys); one that raises is logged and the others still run.
 
 The cache holds what the controller reads, not whole objects: `managedFields`
 and kubectl's last-applied annotation (often larger than the rest of the
-object) are dropped as objects arrive. Requests go through the one client door
-(`controller.runtime.client`), each informer on its own connection pool.
+object) are dropped as objects arrive, and the cached copy shares its keys and
+short strings ("True", reasons, the namespace) with every other cached object
+(`sys.intern`): a decoded object carries its own copy of each, about half of
+its memory (6.5 → 3.4 KiB for a Ready source; docs/benchmarks.md). Requests
+go through the one client door (`controller.runtime.client`), each informer on
+its own connection pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -300,8 +305,24 @@ def _rv(obj: RawObject) -> str | None:
 _DROPPED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 
 
+#: string values up to this length are shared between cached objects
+_SHARED_MAX = 32
+
+
+def _shared(value: Any) -> Any:
+    """`value` rebuilt with interned keys and short strings (equal, smaller in the cache)."""
+    if type(value) is dict:
+        return {sys.intern(k): _shared(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_shared(v) for v in value]
+    if type(value) is str and len(value) <= _SHARED_MAX:
+        return sys.intern(value)
+    return value
+
+
 def _trim(obj: RawObject) -> RawObject:
-    """Drop what the controller never reads (and that dominates an object's size)."""
+    """Drop what the controller never reads (and that dominates an object's size), and
+    share strings with the rest of the cache."""
     meta = obj.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
@@ -310,4 +331,5 @@ def _trim(obj: RawObject) -> RawObject:
             annotations.pop(_DROPPED_ANNOTATION)
             if not annotations:
                 meta.pop("annotations")
-    return obj
+    shared: RawObject = _shared(obj)
+    return shared

@@ -259,3 +259,20 @@ async def test_the_cache_keeps_what_the_controller_reads_not_managed_fields(
             )
         listed = informer.get(ObjectKey("default", "listed"))["metadata"]  # type: ignore[index]
         assert listed["annotations"] == {"reconcile.fluxcd.io/requestedAt": "now"}
+
+
+async def test_cached_objects_share_their_keys_and_short_strings(k8s: Emulator) -> None:
+    """Two decoded objects each carry their own copy of every key and of values such as
+    "default"; the cache keeps one (half of a cached source's memory at 10,000 sources)."""
+    k8s.create_object(PLURAL, source("one"))
+    async with running(k8s) as (informer, _recorder):
+        k8s.create_object(PLURAL, source("two"))  # one from the LIST, one from the watch
+        await eventually(lambda: informer.get(ObjectKey("default", "two")) is not None)
+        one = informer.get(ObjectKey("default", "one"))
+        two = informer.get(ObjectKey("default", "two"))
+        assert one is not None and two is not None
+        key_one = next(k for k in one["metadata"] if k == "namespace")
+        key_two = next(k for k in two["metadata"] if k == "namespace")
+        assert key_one is key_two
+        assert one["metadata"]["namespace"] is two["metadata"]["namespace"]
+        assert one["metadata"]["name"] == "one" and two["metadata"]["name"] == "two"
