@@ -103,7 +103,7 @@ class ExternalArtifactSync:
             if verified is not None and verified[0] == versions and verified[1] == artifact:
                 return cached  # neither object changed since it was found in order
             if _publishes(cached, source, artifact):
-                self._verified[key] = (versions, dict(artifact))
+                self._verified[key] = (versions, artifact)  # replaced, never edited in place
                 return cached  # the fast path's check: nothing to repair, nothing to build
         ea = await self._object(source)
         status = ea.get("status") or {}

@@ -20,7 +20,12 @@ kr8s lacks:
   apply until the API server shows it runs API Priority and Fairness (the
   `X-Kubernetes-PF-*` response headers); then the client-side limiter is off,
   unless the flags were given explicitly.
-* **`fieldManager=externalsource-controller`** on every write.
+* **`fieldManager=externalsource-controller`** on every write, with
+  `fieldValidation=Ignore`: we write objects we built from the CRDs' own
+  schemas, no one reads the warnings the default (`Warn`) would compute, and
+  skipping that check saves API server CPU on every write
+  (docs/benchmarks.md, "Kubernetes transport"). Unknown fields would still be
+  pruned by the structural schema; the e2e tier reads back what we write.
 * **Isolation.** `clone()` gives a client with its own connection pool and
   the same credentials and limiter: each informer and the elector have one,
   so a slow or broken stream never queues behind, or takes down, another.
@@ -305,6 +310,7 @@ class KubeClient:
         query = dict(params or {})
         if method in ("POST", "PATCH", "PUT"):
             query["fieldManager"] = FIELD_MANAGER
+            query["fieldValidation"] = "Ignore"
         data = None
         headers = {}
         if body is not None:
