@@ -11,9 +11,8 @@ through each transport, side by side in one run.
 - A, "kr8s (httpx)": `kr8s.asyncio.api(kubeconfig=...)` and `Api.call_api(...)` used as
   kr8s's own objects use it (`APIObject.async_get/async_patch`, `Api.async_get_kind`):
   `version=`, `namespace=`, `url=`, the merge patch as `content=json.dumps(patch)` with its
-  Content-Type header, `resp.json()`. The patch carries `fieldManager` and
-  `fieldValidation=Ignore` as ours does, so the API server does the same work for both (the
-  documented run predates `fieldValidation`: neither sent it then).
+  Content-Type header, `resp.json()`. The patch carries `fieldManager` as ours does, so the
+  API server does the same work for both.
 - B, "KubeClient (aiohttp)": `controller.runtime.kube.connect(kubeconfig=...)` and the
   client's `get`, `patch(..., subresource="status")` and `list` (what the reconciler and the
   informers call), with everything the door adds (error mapping, metrics, credentials).
@@ -188,8 +187,7 @@ class Kr8sTransport:
             namespace=NS,
             content=json.dumps({"status": status}),
             headers={"Content-Type": MERGE_PATCH},
-            # the door's write query (fieldValidation since the door sends it)
-            params={"fieldManager": FIELD_MANAGER, "fieldValidation": "Ignore"},
+            params={"fieldManager": FIELD_MANAGER},  # the door's write query
         ) as response:
             body: JSON = response.json()
             return body
@@ -438,9 +436,8 @@ def run(*, requests: int, rounds: int) -> JSON:
 class Writer:
     """Writes through the door's `_request` with an explicit `fieldValidation`.
 
-    Not the door's public `create`/`patch`: those build the query themselves (`fieldManager`,
-    and `fieldValidation=Ignore` once the product sends it), so a `Warn` there would be
-    overwritten. Everything else is what `KubeClient._json` does for a write.
+    Not the door's public `create`/`patch`: those build the query themselves (`fieldManager`
+    only). Everything else is what `KubeClient._json` does for a write.
     """
 
     def __init__(self, client: KubeClient, validation: str) -> None:
