@@ -3,9 +3,9 @@
 JSON lines when stderr is not a terminal (in a pod), a readable console format
 on a terminal; `--log-encoding` overrides. Standard-library loggers (aiohttp,
 kr8s, httpx) go through the same renderer so a pod's output is uniformly
-JSON. Context is bound with `structlog.contextvars`, so every line emitted
-while a reconcile runs (in our code or a leaf room's) carries `namespace`,
-`name` and `reconcile_id` without passing a logger around. The last step
+JSON. The reconcile's context lives in a context variable, so every line
+emitted while a reconcile runs (in our code or a leaf room's) carries
+`namespace`, `name` and `reconcile_id` without passing a logger around. The last step
 before rendering scrubs the values of the Secrets the current reconcile read
 (`controller.redaction`), in our lines and in foreign libraries' alike,
 exception text included in JSON mode.
@@ -14,6 +14,7 @@ exception text included in JSON mode.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import random
 import sys
@@ -41,6 +42,7 @@ def setup_logging(
         encoding = "console" if out.isatty() else "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _merge_reconcile,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -98,11 +100,28 @@ def _identity(_: Any, __: str, event_dict: Any) -> Any:
     return event_dict
 
 
+#: (namespace, name, reconcile_id) of the reconcile running in this task: one context
+#: variable set per reconcile instead of three through structlog's bound_contextvars
+_RECONCILE: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar(
+    "externalsource_reconcile", default=None
+)
+
+
+def _merge_reconcile(_: Any, __: str, event_dict: Any) -> Any:
+    current = _RECONCILE.get()
+    if current is not None:
+        event_dict.setdefault("namespace", current[0])
+        event_dict.setdefault("name", current[1])
+        event_dict.setdefault("reconcile_id", current[2])
+    return event_dict
+
+
 @contextlib.contextmanager
 def reconcile_context(namespace: str, name: str) -> Iterator[str]:
     """Bind namespace, name and a fresh reconcile_id to every log line inside; yield the id."""
     reconcile_id = f"{_ids.getrandbits(48):012x}"
-    with structlog.contextvars.bound_contextvars(
-        namespace=namespace, name=name, reconcile_id=reconcile_id
-    ):
+    token = _RECONCILE.set((namespace, name, reconcile_id))
+    try:
         yield reconcile_id
+    finally:
+        _RECONCILE.reset(token)

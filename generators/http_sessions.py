@@ -14,6 +14,7 @@ session is closed once its last in-flight fetch releases it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -41,14 +42,23 @@ ResolverFactory = Callable[[], AbstractResolver]
 
 def tls_key(request: HttpRequest) -> str:
     """A digest identifying the TLS configuration of `request` (never the material itself)."""
-    digest = hashlib.sha256()
     cert = request.client_cert
-    for part in (
-        request.ca_bundle or b"",
-        cert.cert_pem if cert else b"",
-        cert.key_pem if cert else b"",
-        b"insecure" if request.insecure_skip_verify else b"verify",
-    ):
+    mode = b"insecure" if request.insecure_skip_verify else b"verify"
+    if not request.ca_bundle and cert is None:
+        return _plain_key(mode)  # most sources: computed once, not on every fetch
+    pems = (cert.cert_pem, cert.key_pem) if cert else (b"", b"")
+    return _digest(request.ca_bundle or b"", *pems, mode)
+
+
+@functools.cache
+def _plain_key(mode: bytes) -> str:
+    return _digest(b"", b"", b"", mode)
+
+
+def _digest(*parts: bytes) -> str:
+    """sha256 over length-prefixed parts."""
+    digest = hashlib.sha256()
+    for part in parts:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()

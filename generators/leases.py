@@ -43,6 +43,23 @@ class LeasePool(Generic[V]):
     async def lease(
         self, key: str, create: Callable[[], Awaitable[tuple[V, Close]]]
     ) -> AsyncIterator[V]:
+        entry = self._entries.get(key)
+        if entry is not None:  # the common case needs no lock: no await between look and use
+            self._entries.move_to_end(key)
+            entry.users += 1
+        else:
+            entry = await self._create(key, create)
+        try:
+            yield entry.value
+        finally:
+            entry.users -= 1
+            if entry.evicted and entry.users == 0:
+                await _close(entry)
+
+    async def _create(
+        self, key: str, create: Callable[[], Awaitable[tuple[V, Close]]]
+    ) -> _Entry[V]:
+        """The entry for `key`, created under the lock (one creation per key at a time)."""
         async with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -57,12 +74,7 @@ class LeasePool(Generic[V]):
             else:
                 self._entries.move_to_end(key)
             entry.users += 1
-        try:
-            yield entry.value
-        finally:
-            entry.users -= 1
-            if entry.evicted and entry.users == 0:
-                await _close(entry)
+            return entry
 
     async def aclose(self) -> None:
         """Close every pooled value (those still leased when their users are done)."""

@@ -11,6 +11,7 @@ origin and is not recorded.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -53,5 +54,12 @@ class InstrumentedGenerator(SourceGenerator):
         await self.inner.aclose()
 
     def _record(self, outcome: str, started: float) -> None:
-        REQUESTS.labels(self.type_name, outcome).inc()
-        DURATION.labels(self.type_name, outcome).observe(time.perf_counter() - started)
+        requests, duration = _series(self.type_name, outcome)
+        requests.inc()
+        duration.observe(time.perf_counter() - started)
+
+
+@functools.cache
+def _series(type_name: str, outcome: str) -> tuple[Counter, Histogram]:
+    """The children of one (type, outcome), looked up once, not on every fetch."""
+    return REQUESTS.labels(type_name, outcome), DURATION.labels(type_name, outcome)

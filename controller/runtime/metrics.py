@@ -14,7 +14,7 @@ currently being processed, like client-go's `updateUnfinishedWork`.
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -105,28 +105,26 @@ REST_CLIENT_REQUESTS = Counter(
 class QueueMetrics:
     """One workqueue's series; timestamps use a monotonic wall clock like client-go."""
 
-    def __init__(self, *, name: str, controller: str) -> None:
+    def __init__(self, *, name: str, controller: str, depth: Callable[[], int]) -> None:
         labels = {"name": name, "controller": controller}
-        self._depth = WORKQUEUE_DEPTH.labels(**labels)
+        # read at scrape time (like the two below): no gauge update on every add and get
+        WORKQUEUE_DEPTH.labels(**labels).set_function(depth)
         self._adds = WORKQUEUE_ADDS.labels(**labels)
         self._queue_duration = WORKQUEUE_QUEUE_DURATION.labels(**labels)
         self._work_duration = WORKQUEUE_WORK_DURATION.labels(**labels)
         self._retries = WORKQUEUE_RETRIES.labels(**labels)
         self._added_at: dict[Hashable, float] = {}
         self._started_at: dict[Hashable, float] = {}
-        self._depth.set(0)
         WORKQUEUE_UNFINISHED_WORK.labels(**labels).set_function(self.unfinished_work)
         WORKQUEUE_LONGEST_RUNNING.labels(**labels).set_function(self.longest_running)
 
     def added(self, key: Hashable) -> None:
         """A key became dirty; like client-go, depth counts it even while it is processing."""
         self._adds.inc()
-        self._depth.inc()
         self._added_at.setdefault(key, time.monotonic())
 
     def got(self, key: Hashable) -> None:
         now = time.monotonic()
-        self._depth.dec()
         added = self._added_at.pop(key, None)
         if added is not None:
             self._queue_duration.observe(now - added)

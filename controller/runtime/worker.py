@@ -64,18 +64,17 @@ Reconcile = Callable[[Key], Awaitable[Result]]
 
 async def run_worker(*, queue: WorkQueue[Key], reconcile: Reconcile, controller: str) -> None:
     """Process keys until the queue shuts down."""
-    active = metrics.ACTIVE_WORKERS.labels(controller=controller)
     series = _Series(controller)
+    # read at scrape time: keys handed out and not done are the workers at work
+    metrics.ACTIVE_WORKERS.labels(controller=controller).set_function(lambda: queue.processing)
     while not queue.shutting_down:
         try:
             key = await queue.get()
         except ShutDown:
             return
-        active.inc()
         try:
             await _process(queue=queue, reconcile=reconcile, series=series, key=key)
         finally:
-            active.dec()
             queue.done(key)
 
 

@@ -61,9 +61,13 @@ class WorkQueue(Generic[K]):
 
     def __init__(self, *, limiter: RateLimiter, name: str, controller: str | None = None) -> None:
         self._limiter = limiter
-        self._metrics = QueueMetrics(name=name, controller=controller or name)
         self._queue: collections.deque[K] = collections.deque()
         self._dirty: set[K] = set()
+        # client-go's depth: keys added and not yet handed out (queued, or re-added while
+        # processing), i.e. the dirty set
+        self._metrics = QueueMetrics(
+            name=name, controller=controller or name, depth=lambda: len(self._dirty)
+        )
         self._processing: set[K] = set()
         #: key -> its deadline; deadline -> (the one timer of that slot, its keys in order)
         self._waiting: dict[K, float] = {}

@@ -128,3 +128,25 @@ async def test_the_worker_stops_taking_keys_once_the_queue_shuts_down() -> None:
         queue.shutdown()
         queue.add(ObjectKey("ns", "b"))
     assert len(times) == 1
+
+
+async def test_active_workers_and_queue_depth_are_read_when_scraped() -> None:
+    release = asyncio.Event()
+
+    async def reconcile(key: Key) -> Result:
+        await release.wait()
+        return Result()
+
+    name = f"w{next(_names)}"
+    async with worker(reconcile, name) as queue:
+        queue.add(KEY)
+        await asyncio.sleep(1)
+        queue.add(KEY)  # re-added while processing: counted in depth, like client-go
+        queue.add(ObjectKey("ns", "b"))  # waits: one worker only
+        assert metric("controller_runtime_active_workers", controller=name) == 1
+        depth = {"name": name, "controller": name}
+        assert REGISTRY.get_sample_value("workqueue_depth", depth) == 2
+        release.set()
+        await asyncio.sleep(1)
+        assert metric("controller_runtime_active_workers", controller=name) == 0
+        assert REGISTRY.get_sample_value("workqueue_depth", depth) == 0
