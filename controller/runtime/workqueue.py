@@ -25,7 +25,7 @@ Guarantees (each has its own test in tests/unit/runtime/test_workqueue.py):
 
 Timer slack: at 1,000 sources on a 1m interval a check is due every 60 ms, and
 on an idle VM waking the event loop costs more CPU than the check's own HTTP
-request (docs/benchmarks.md, "CPU per check is bound by waking up"). So the
+request (docs/benchmarks.md, "CPU per check"). So the
 schedule's requeues are not exact: `add_after(key, delay, slack=s)` rounds the
 deadline up to a multiple of the largest power of two not above `s`, and all
 keys due in one slot share one timer and become ready in one loop iteration —
