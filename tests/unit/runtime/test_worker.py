@@ -96,6 +96,27 @@ async def test_requeue_after_schedules_the_next_run_and_resets_backoff() -> None
     assert gaps == [1, 20, 1]  # the retry after requeue_after starts from the base again
 
 
+async def test_scheduled_runs_of_keys_due_close_together_share_one_wake_up() -> None:
+    """The schedule's requeues get timer slack (at most 1 s for a 1m interval): checks due
+    within the same second run together, none before its interval."""
+    times: dict[str, list[float]] = {"a": [], "b": []}
+
+    async def reconcile(key: Key) -> Result:
+        times[key.name].append(asyncio.get_running_loop().time())
+        return Result(requeue_after=60)
+
+    async with worker(reconcile, f"w{next(_names)}") as queue:
+        await asyncio.sleep(0.2)
+        queue.add(ObjectKey("ns", "a"))
+        await asyncio.sleep(0.5)
+        queue.add(ObjectKey("ns", "b"))
+        await asyncio.sleep(70)
+    (a0, a1), (b0, b1) = times["a"], times["b"]
+    assert a1 == pytest.approx(b1)  # one slot
+    assert 60 <= a1 - a0 <= 61
+    assert 60 <= b1 - b0 <= 61
+
+
 async def test_a_crashing_reconcile_is_logged_retried_and_the_worker_survives() -> None:
     calls: list[float] = []
 
