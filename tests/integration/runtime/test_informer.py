@@ -270,9 +270,11 @@ async def test_cached_objects_share_their_keys_and_short_strings(k8s: Emulator) 
         await eventually(lambda: informer.get(ObjectKey("default", "two")) is not None)
         one = informer.get(ObjectKey("default", "one"))
         two = informer.get(ObjectKey("default", "two"))
-        assert one is not None and two is not None
+        assert one is not None
+        assert two is not None
         key_one = next(k for k in one["metadata"] if k == "namespace")
         key_two = next(k for k in two["metadata"] if k == "namespace")
         assert key_one is key_two
         assert one["metadata"]["namespace"] is two["metadata"]["namespace"]
-        assert one["metadata"]["name"] == "one" and two["metadata"]["name"] == "two"
+        assert one["metadata"]["name"] == "one"
+        assert two["metadata"]["name"] == "two"
