@@ -33,8 +33,9 @@ class ProgressReport:
         self._write = write
         self._phase: str | None = None
         self._written: str | None = None
-        self._changed = asyncio.Event()
-        self._lock = asyncio.Lock()
+        # made by the first phase: the fast path, which has none, builds nothing
+        self._changed: asyncio.Event | None = None
+        self._lock: asyncio.Lock | None = None
         self._closed = False
         self._task: asyncio.Task[None] | None = None
 
@@ -42,9 +43,11 @@ class ProgressReport:
         """A phase of the change path starts now (the writer starts with the first one, so
         the fast path, which has no phase, costs no task)."""
         self._phase = name
+        if self._changed is None or self._lock is None:
+            self._changed, self._lock = asyncio.Event(), asyncio.Lock()
         self._changed.set()
         if self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._run())
+            self._task = asyncio.create_task(self._run(self._changed, self._lock))
 
     async def __aenter__(self) -> Self:
         return self
@@ -56,20 +59,21 @@ class ProgressReport:
         tb: TracebackType | None,
     ) -> None:
         self._closed = True
-        async with self._lock:  # a write in flight finishes before the final write
-            pass
+        if self._lock is not None:
+            async with self._lock:  # a write in flight finishes before the final write
+                pass
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def _run(self) -> None:
+    async def _run(self, changed: asyncio.Event, lock: asyncio.Lock) -> None:
         await asyncio.sleep(self._delay)
         while not self._closed:
-            self._changed.clear()
+            changed.clear()
             phase = self._phase
             if phase is not None and phase != self._written:
-                async with self._lock:
+                async with lock:
                     if self._closed:
                         return
                     try:
@@ -77,5 +81,5 @@ class ProgressReport:
                         self._written = phase
                     except ApiError as exc:  # progress is best effort
                         log.info("progress not written", error=exc.message)
-            await self._changed.wait()
+            await changed.wait()
             await asyncio.sleep(self._delay)  # a later phase is shown if it lasts as long
